@@ -3,6 +3,7 @@ package retry
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -13,6 +14,10 @@ const (
 	rttAlphaDen = 8 // alpha = 1/rttAlphaDen
 	rttBetaDen  = 4 // beta = 1/rttBetaDen
 	rttK        = 4 // K
+
+	// maxSample caps samples (about 36 years) so that the rule 2.3
+	// products cannot overflow.
+	maxSample = math.MaxInt64 / rttAlphaDen
 )
 
 // Defaults for the zero fields of RTTConfig.
@@ -132,8 +137,9 @@ func configError(typ string, errs []error) error {
 // Update only with samples from records that were never retransmitted, or
 // whose acknowledgement unambiguously names the transmission it answers.
 //
-// Arithmetic is in integer nanoseconds, truncated; intermediate terms
-// saturate, so no sample can overflow the estimator.
+// Arithmetic is in integer nanoseconds, truncated, in the RFC's own form;
+// samples are capped at about 36 years and the RTO terms saturate, so no
+// sample can overflow the estimator.
 //
 // An RTT is not safe for concurrent use; it belongs to the goroutine that
 // owns the session (in cnlink, the endpoint's owner goroutine).
@@ -185,6 +191,9 @@ func (r *RTT) Update(sample time.Duration) {
 	if sample <= 0 {
 		sample = r.cfg.Granularity
 	}
+	// SRTT and RTTVAR never exceed the largest sample, so capping samples
+	// keeps 7*SRTT + R' and 3*RTTVAR + |SRTT - R'| below MaxInt64.
+	sample = min(sample, maxSample)
 	r.latest = sample
 	r.backoffs = 0
 
@@ -204,11 +213,8 @@ func (r *RTT) Update(sample time.Duration) {
 	// SRTT <- (1 - alpha) * SRTT + alpha * R'". "The value of SRTT used in
 	// the update to RTTVAR is its value before updating SRTT itself ...
 	// updating RTTVAR and SRTT MUST be computed in the above order."
-	//
-	// x + (y-x)/n is (1-1/n)x + y/n without the products that could
-	// overflow; every operand is non-negative, so no difference overflows.
-	r.rttvar += (absDuration(r.srtt-sample) - r.rttvar) / rttBetaDen
-	r.srtt += (sample - r.srtt) / rttAlphaDen
+	r.rttvar = ((rttBetaDen-1)*r.rttvar + absDuration(r.srtt-sample)) / rttBetaDen
+	r.srtt = ((rttAlphaDen-1)*r.srtt + sample) / rttAlphaDen
 }
 
 // SRTT returns the smoothed round-trip time. Before the first sample it
@@ -221,7 +227,7 @@ func (r *RTT) SRTT() time.Duration { return r.srtt }
 func (r *RTT) RTTVar() time.Duration { return r.rttvar }
 
 // Latest returns the most recent sample as stored (non-positive samples
-// raised to Granularity), or 0 before the first sample.
+// raised to Granularity, absurd ones capped), or 0 before the first sample.
 func (r *RTT) Latest() time.Duration { return r.latest }
 
 // MinRTT returns the smallest sample seen, or 0 before the first sample.
