@@ -1,0 +1,97 @@
+package window
+
+import "math/bits"
+
+// bitRing is a fixed-size circular bitmap indexed by sequence number modulo
+// its size (a power of two, at least 64). Sender and Receiver use it to find
+// runs of set or clear bits 64 at a time, which keeps SACK processing, SACK
+// generation and the search for the lowest lost record cheap even when a
+// window holds thousands of records.
+//
+// Because the size divides 2^32, seq & mask stays continuous when the
+// sequence number wraps around 2^32.
+type bitRing struct {
+	w    []uint64
+	mask uint32
+}
+
+func newBitRing(size int) bitRing {
+	return bitRing{w: make([]uint64, size/64), mask: uint32(size - 1)}
+}
+
+func (b *bitRing) get(s Seq) bool {
+	i := uint32(s) & b.mask
+	return b.w[i>>6]&(1<<(i&63)) != 0
+}
+
+func (b *bitRing) set(s Seq) {
+	i := uint32(s) & b.mask
+	b.w[i>>6] |= 1 << (i & 63)
+}
+
+func (b *bitRing) clear(s Seq) {
+	i := uint32(s) & b.mask
+	b.w[i>>6] &^= 1 << (i & 63)
+}
+
+func (b *bitRing) reset() { clear(b.w) }
+
+// runUp returns how many consecutive bits, starting at s and going up
+// (s, s+1, ...), equal val; it looks at no more than n bits.
+func (b *bitRing) runUp(s Seq, n int, val bool) int {
+	k := 0
+	for k < n {
+		i := (uint32(s) + uint32(k)) & b.mask
+		w := b.w[i>>6]
+		if !val {
+			w = ^w
+		}
+		sh := i & 63
+		w >>= sh // the bits shifted in at the top are zero: the run stops there
+		avail := 64 - int(sh)
+		run := bits.TrailingZeros64(^w)
+		if run > avail {
+			run = avail
+		}
+		k += run
+		if run < avail {
+			break
+		}
+	}
+	return min(k, n)
+}
+
+// runDown returns how many consecutive bits, starting at s and going down
+// (s, s-1, ...), equal val; it looks at no more than n bits.
+func (b *bitRing) runDown(s Seq, n int, val bool) int {
+	k := 0
+	for k < n {
+		i := (uint32(s) - uint32(k)) & b.mask
+		w := b.w[i>>6]
+		if !val {
+			w = ^w
+		}
+		sh := i & 63
+		w <<= 63 - sh // bit i at the top; the bits shifted in at the bottom are zero
+		avail := int(sh) + 1
+		run := bits.LeadingZeros64(^w)
+		if run > avail {
+			run = avail
+		}
+		k += run
+		if run < avail {
+			break
+		}
+	}
+	return min(k, n)
+}
+
+// ringSize returns the smallest power of two that is at least n and at
+// least 64 (one bitmap word).
+func ringSize(n int) int {
+	size := 64
+	for size < n {
+		size <<= 1
+	}
+	return size
+}

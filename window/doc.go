@@ -1,0 +1,46 @@
+// Package window holds the state of a reliable, ordered, exactly-once
+// message stream over an unreliable datagram channel: sequence numbers, the
+// send side and the receive side. It does no I/O, reads no clock and starts
+// no goroutine: time is an argument (now, a time.Duration since an origin the
+// caller picks), and the caller decides what to send and when. That keeps
+// every rule testable as plain values, as quic-go's ackhandler is.
+//
+// # Pieces
+//
+//   - Seq: 32-bit sequence numbers compared with serial arithmetic
+//     (RFC 1982), so a stream may run across 2^32.
+//   - Sender: the records in flight. It takes cumulative and selective
+//     acknowledgements (Ack), declares records lost with RACK's time
+//     threshold (RFC 8985) and RFC 9002's packet threshold, hands lost
+//     records out for retransmission lowest first, finds spurious
+//     retransmissions from duplicate reports (RFC 2883) and widens its
+//     reordering window when it does, and obeys the receiver's flow-control
+//     limit.
+//   - Receiver: a reorder buffer that delivers each value once, in order; it
+//     drops duplicates and remembers one for the next Ack, and builds Acks
+//     with SACK ranges and a flow-control limit.
+//   - RangeSet: a capped set of sequence ranges, for state that is not a
+//     window of values (NACK repair).
+//
+// Nothing here assumes a unicast session: a multicast publisher can keep a
+// Sender per stream and feed it acknowledgements from subscribers, and a
+// subscriber's Receiver can report its gaps (Receiver.AppendMissing) as NACKs.
+//
+// # Costs
+//
+// Both sides keep their values in a ring sized at construction (the window
+// rounded up to a power of two) with bitmaps beside it; there are no maps and
+// no allocations per message. Push, Pop, and the acknowledgement of a record
+// cost O(1); SACK processing and generation scan bitmaps 64 numbers at a time.
+// Memory is bounded by the configured windows whatever a peer sends.
+//
+// # The caller's duties
+//
+// The engine above owns the Sender and Receiver of a stream from one
+// goroutine. After Sender.OnAck it retransmits what Sender.PopLost hands out,
+// and keeps two timers: the loss timer at Sender.LossDeadline (then
+// Sender.DetectLoss) and the retransmission timer at Sender.OldestSentAt
+// plus the RTO (then Sender.OnTimeout). It feeds the RTT samples of
+// AckResult to its RTT estimator and the smoothed RTT back to
+// Sender.SetSRTT.
+package window

@@ -1,0 +1,302 @@
+package window
+
+import "fmt"
+
+// DefaultMaxRanges is the MaxRanges used when a ReceiverConfig leaves it
+// zero.
+const DefaultMaxRanges = 8
+
+// ReceiverConfig configures a Receiver. The zero value gives the defaults.
+type ReceiverConfig struct {
+	// Window is the capacity of the reorder buffer: the receiver accepts
+	// sequence numbers from NextPop up to, not including, NextPop+Window.
+	// Zero means DefaultWindow; it must not exceed MaxWindow.
+	Window int
+	// MaxRanges is the most SACK ranges an Ack reports. Zero means
+	// DefaultMaxRanges; it must not exceed MaxAckRanges.
+	MaxRanges int
+}
+
+func (c ReceiverConfig) withDefaults() ReceiverConfig {
+	if c.Window < 0 || c.Window > MaxWindow {
+		panic(fmt.Sprintf("window: ReceiverConfig.Window %d out of [0, %d]", c.Window, MaxWindow))
+	}
+	if c.MaxRanges < 0 || c.MaxRanges > MaxAckRanges {
+		panic(fmt.Sprintf("window: ReceiverConfig.MaxRanges %d out of [0, %d]", c.MaxRanges, MaxAckRanges))
+	}
+	if c.Window == 0 {
+		c.Window = DefaultWindow
+	}
+	if c.MaxRanges == 0 {
+		c.MaxRanges = DefaultMaxRanges
+	}
+	return c
+}
+
+// Verdict says what Receiver.Push did with a value.
+type Verdict int
+
+const (
+	// Accepted: the value is new and was stored.
+	Accepted Verdict = iota
+	// Duplicate: the value was received before (it comes before Cum or is
+	// already buffered) and was dropped. Every sequence number before
+	// NextPop counts as a duplicate, however far behind: serial arithmetic
+	// cannot tell a very old number from a very new one, and a number
+	// beyond any honest window is garbage either way.
+	Duplicate
+	// OutOfWindow: the sequence number lies a window or more past NextPop;
+	// the value was dropped, and the sender will send it again.
+	OutOfWindow
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case Accepted:
+		return "Accepted"
+	case Duplicate:
+		return "Duplicate"
+	case OutOfWindow:
+		return "OutOfWindow"
+	}
+	return fmt.Sprintf("Verdict(%d)", int(v))
+}
+
+// ReceiverStats holds cumulative counters of a Receiver.
+type ReceiverStats struct {
+	Accepted    uint64 // values stored
+	Duplicates  uint64 // values dropped as duplicates
+	OutOfWindow uint64 // values dropped as out of window
+	Popped      uint64 // values delivered by Pop
+	Released    uint64 // values released by Drain
+}
+
+// Receiver is the receive side of a reliable window: a reorder buffer that
+// delivers values exactly once and in sequence order whatever order, and how
+// many times, they arrive in; it builds the acknowledgements (cumulative,
+// SACK, duplicate report and flow-control limit) that drive a Sender.
+//
+// Values are kept in a ring indexed by sequence number, with a bitmap of the
+// slots in use; the ring is sized at construction and nothing is allocated
+// per value. Two positions move through the sequence space:
+//
+//	NextPop <= Cum <= (highest received) + 1
+//
+// NextPop is the next value Pop returns; Cum is the first sequence number not
+// received. Values in [NextPop, Cum) are ready for Pop; values above Cum wait
+// for the gap below them to fill. A caller that pops everything it can after
+// each Push keeps NextPop == Cum.
+//
+// A Receiver is not safe for concurrent use. It does no I/O.
+type Receiver[T any] struct {
+	vals []T
+	have bitRing // slots holding a value
+
+	window    int
+	maxRanges int
+
+	base     Seq // NextPop
+	cum      Seq // first sequence number not received
+	highest  Seq // highest sequence number received; Cum-1 if none above Cum
+	recent   Seq // most recently received number that went above Cum
+	buffered int
+
+	dupValid bool
+	dup      Seq
+
+	ranges []Range // reused by Ack
+
+	stats ReceiverStats
+}
+
+// NewReceiver returns a Receiver that expects isn first. It panics if cfg is
+// invalid.
+func NewReceiver[T any](isn Seq, cfg ReceiverConfig) *Receiver[T] {
+	cfg = cfg.withDefaults()
+	size := ringSize(cfg.Window)
+	return &Receiver[T]{
+		vals:      make([]T, size),
+		have:      newBitRing(size),
+		window:    cfg.Window,
+		maxRanges: cfg.MaxRanges,
+		base:      isn,
+		cum:       isn,
+		highest:   isn.Add(-1),
+		recent:    isn.Add(-1),
+		ranges:    make([]Range, 0, cfg.MaxRanges),
+	}
+}
+
+// Push offers the value with sequence number seq. A new value within the
+// window is stored (Accepted); a value received before is dropped and
+// remembered for the next Ack's duplicate report (Duplicate); a value a
+// window or more ahead of NextPop is dropped (OutOfWindow).
+func (r *Receiver[T]) Push(seq Seq, v T) Verdict {
+	d := seq.Sub(r.base)
+	if d < 0 || r.have.get(seq) && d < r.window {
+		r.dupValid, r.dup = true, seq
+		r.stats.Duplicates++
+		return Duplicate
+	}
+	if d >= r.window {
+		r.stats.OutOfWindow++
+		return OutOfWindow
+	}
+	r.vals[uint32(seq)&r.have.mask] = v
+	r.have.set(seq)
+	r.buffered++
+	r.stats.Accepted++
+	if r.highest.Less(seq) {
+		r.highest = seq
+	}
+	if seq == r.cum {
+		// Everything received above the gap this value filled is now in
+		// order too.
+		r.cum = seq.Add(r.have.runUp(seq, r.window-d, true))
+	} else {
+		r.recent = seq
+	}
+	return Accepted
+}
+
+// Pop returns the next value in sequence order, if it has been received.
+func (r *Receiver[T]) Pop() (v T, ok bool) {
+	if r.base == r.cum {
+		return v, false
+	}
+	i := uint32(r.base) & r.have.mask
+	v = r.vals[i]
+	var zero T
+	r.vals[i] = zero // let the value be collected
+	r.have.clear(r.base)
+	r.base++
+	r.buffered--
+	r.stats.Popped++
+	return v, true
+}
+
+// Cum returns the next expected sequence number: every number before it has
+// been received. It is the Cum of the next Ack.
+func (r *Receiver[T]) Cum() Seq { return r.cum }
+
+// NextPop returns the sequence number of the value the next successful Pop
+// returns; every value before it has been popped. It is the start of the
+// window.
+func (r *Receiver[T]) NextPop() Seq { return r.base }
+
+// Buffered returns how many values the Receiver holds (ready or not) that
+// have not been popped.
+func (r *Receiver[T]) Buffered() int { return r.buffered }
+
+// Window returns the configured window.
+func (r *Receiver[T]) Window() int { return r.window }
+
+// Ack builds an acknowledgement of everything received so far and clears the
+// duplicate report. backlog is how many popped values the caller still
+// holds undelivered; it reduces the credit so that the receiver's total
+// memory (buffer plus backlog) stays within the window:
+//
+//	Limit = NextPop + max(0, Window - backlog)
+//
+// Values waiting in the buffer are not subtracted: they lie in
+// [NextPop, NextPop+Window) already, so they are inside the window, as
+// out-of-order data is inside TCP's receive window (RFC 9293 section 3.4:
+// RCV.NXT "is the left or lower edge of the receive window"). Subtracting
+// them would pull the right edge back each time one arrives, and "shrinking
+// the window" is "strongly discouraged" (RFC 9293 section 3.8.6).
+//
+// The returned Ranges slice is reused by the next call: encode or copy it
+// (Ack.Clone) before calling Ack again.
+func (r *Receiver[T]) Ack(backlog int) Ack {
+	credit := max(r.window-max(backlog, 0), 0)
+	a := Ack{
+		Cum:      r.cum,
+		Limit:    r.base.Add(credit),
+		DupValid: r.dupValid,
+		Dup:      r.dup,
+	}
+	r.dupValid = false
+	a.Ranges = r.sackRanges()
+	return a
+}
+
+// sackRanges fills r.ranges with the received ranges above Cum: first the
+// one holding the most recent arrival (RFC 2018 section 4), then the others
+// from the highest down. RFC 2018 fills the rest with the most recently
+// reported blocks; the highest blocks are where new data lands, and when the
+// cap bites it is the lowest, oldest blocks that are left out, as quic-go's
+// received_packet_history drops its lowest range.
+func (r *Receiver[T]) sackRanges() []Range {
+	rs := r.ranges[:0]
+	if !r.cum.Less(r.highest) {
+		r.ranges = rs
+		return nil // nothing above Cum
+	}
+	var first Range
+	hasFirst := false
+	if r.cum.Less(r.recent) {
+		// recent lies in (Cum, highest] and is held: only Pop clears bits,
+		// and only below Cum.
+		lo := r.recent.Add(1 - r.have.runDown(r.recent, r.recent.Sub(r.cum), true))
+		hi := r.recent.Add(r.have.runUp(r.recent, r.highest.Sub(r.recent)+1, true) - 1)
+		first, hasFirst = Range{lo, hi}, true
+		rs = append(rs, first)
+	}
+	top := r.highest
+	for len(rs) < r.maxRanges && r.cum.Less(top) {
+		k := r.have.runDown(top, top.Sub(r.cum), true) // >= 1: top is held
+		rg := Range{top.Add(1 - k), top}
+		if !hasFirst || rg != first {
+			rs = append(rs, rg)
+		}
+		top = top.Add(-k)
+		top = top.Add(-r.have.runDown(top, top.Sub(r.cum), false)) // skip the gap
+	}
+	r.ranges = rs
+	return rs
+}
+
+// AppendMissing appends to dst the gaps between Cum and the highest number
+// received, lowest first, at most max of them, and returns the extended
+// slice. A receiver that repairs loss by asking (a NACK, as a multicast
+// subscriber would) sends these.
+func (r *Receiver[T]) AppendMissing(dst []Range, max int) []Range {
+	s := r.cum
+	for n := 0; n < max && s.Less(r.highest); n++ {
+		g := r.have.runUp(s, r.highest.Sub(s), false)
+		dst = append(dst, Range{s, s.Add(g - 1)})
+		s = s.Add(g)
+		s = s.Add(r.have.runUp(s, r.highest.Sub(s)+1, true))
+	}
+	return dst
+}
+
+// Drain calls release for every value held, ready or not, in sequence
+// order, and forgets them. Afterwards NextPop is Cum and nothing is buffered;
+// values above Cum are forgotten and would be accepted again. It is meant for
+// the end of a session.
+func (r *Receiver[T]) Drain(release func(T)) {
+	var zero T
+	if r.base.Less(r.highest) || r.base == r.highest {
+		n := r.highest.Sub(r.base) + 1
+		for k := 0; k < n; k++ {
+			seq := r.base.Add(k)
+			if !r.have.get(seq) {
+				continue
+			}
+			i := uint32(seq) & r.have.mask
+			v := r.vals[i]
+			r.vals[i] = zero
+			r.stats.Released++
+			release(v)
+		}
+	}
+	r.have.reset()
+	r.buffered = 0
+	r.base = r.cum
+	r.highest = r.cum.Add(-1)
+	r.recent = r.highest
+}
+
+// Stats returns the cumulative counters.
+func (r *Receiver[T]) Stats() ReceiverStats { return r.stats }

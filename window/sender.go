@@ -1,0 +1,681 @@
+package window
+
+import (
+	"fmt"
+	"time"
+)
+
+// Defaults and limits of SenderConfig and ReceiverConfig.
+const (
+	// DefaultWindow is the window used when a config leaves Window zero.
+	DefaultWindow = 1024
+	// MaxWindow is the largest window a config may ask for. It keeps every
+	// honest sequence number within 2^31 of every other, which serial
+	// arithmetic (RFC 1982) needs, and bounds the memory a window takes.
+	MaxWindow = 1 << 24
+	// DefaultPacketThreshold is RFC 9002's kPacketThreshold: "The
+	// RECOMMENDED initial value for the packet reordering threshold
+	// (kPacketThreshold) is 3, based on best practices for TCP loss
+	// detection" (section 6.1.1).
+	DefaultPacketThreshold = 3
+	// DefaultReorderWindowMin is RFC 9002's kGranularity: the time threshold
+	// "MUST be set to at least the local timer granularity, as indicated by
+	// the kGranularity constant" (section 6.1.2), whose recommended value is
+	// 1 ms.
+	DefaultReorderWindowMin = time.Millisecond
+)
+
+// SenderConfig configures a Sender. The zero value gives the defaults.
+type SenderConfig struct {
+	// Window is the most records the sender keeps between the oldest
+	// unacknowledged record and Next: a record cannot be pushed while
+	// Next()-oldest unacknowledged >= Window. It is the capacity of the
+	// sender's ring. Zero means DefaultWindow; it must not exceed MaxWindow.
+	Window int
+	// PacketThreshold is the packet reordering threshold: a record is lost
+	// once a record transmitted PacketThreshold or more transmissions after
+	// it has been acknowledged (RFC 9002 section 6.1.1). Zero means
+	// DefaultPacketThreshold. RFC 9002 says implementations "SHOULD NOT use
+	// a packet threshold less than 3".
+	PacketThreshold int
+	// ReorderWindowMin is the least reordering window of the time threshold
+	// (see Sender.ReorderWindow). Zero means DefaultReorderWindowMin; a
+	// negative value means no minimum.
+	ReorderWindowMin time.Duration
+}
+
+func (c SenderConfig) withDefaults() SenderConfig {
+	if c.Window < 0 || c.Window > MaxWindow {
+		panic(fmt.Sprintf("window: SenderConfig.Window %d out of [0, %d]", c.Window, MaxWindow))
+	}
+	if c.PacketThreshold < 0 {
+		panic(fmt.Sprintf("window: SenderConfig.PacketThreshold %d is negative", c.PacketThreshold))
+	}
+	if c.Window == 0 {
+		c.Window = DefaultWindow
+	}
+	if c.PacketThreshold == 0 {
+		c.PacketThreshold = DefaultPacketThreshold
+	}
+	switch {
+	case c.ReorderWindowMin == 0:
+		c.ReorderWindowMin = DefaultReorderWindowMin
+	case c.ReorderWindowMin < 0:
+		c.ReorderWindowMin = 0
+	}
+	return c
+}
+
+// AckResult says what one acknowledgement did.
+type AckResult struct {
+	// Acked is how many records this Ack newly acknowledged (and released).
+	Acked int
+	// RTTValid says that RTT holds an unambiguous round-trip sample: the
+	// time since the newest newly acknowledged record that was never
+	// retransmitted was sent. Karn's rule (RFC 6298 section 3): "RTT
+	// samples MUST NOT be made using segments that were retransmitted".
+	RTTValid bool
+	RTT      time.Duration
+	// NewlyLost is how many records this Ack caused to be declared lost.
+	NewlyLost int
+	// Spurious is how many retransmissions this Ack revealed as spurious.
+	Spurious int
+	// LimitMoved says that the peer's flow-control limit changed.
+	LimitMoved bool
+	// Ignored says that the Ack was dropped whole because its Cum
+	// acknowledged sequence numbers never sent: garbage or a hostile peer.
+	Ignored bool
+}
+
+// SenderStats holds cumulative counters of a Sender.
+type SenderStats struct {
+	Pushed        uint64 // records pushed
+	Acked         uint64 // records acknowledged and released
+	Lost          uint64 // loss declarations (a record may be lost more than once)
+	Retransmitted uint64 // records handed out by PopLost
+	Spurious      uint64 // retransmissions found spurious by a duplicate report
+	IgnoredAcks   uint64 // Acks dropped whole (see AckResult.Ignored)
+	Released      uint64 // records released by Drain
+}
+
+// Record flags.
+const (
+	fPushed   uint8 = 1 << iota // the slot holds a record (current or already released)
+	fRetx                       // the record was retransmitted at least once
+	fSpurious                   // a spurious retransmission of the record was counted
+)
+
+// noSlot ends a list.
+const noSlot = ^uint32(0)
+
+// sentRecord is one slot of the sender's ring. The slot of sequence number s
+// is s & mask. A slot keeps seq and flags after its record is released, until
+// a later Push reuses it, so a duplicate report that arrives after the
+// acknowledgement can still be matched with the record it is about.
+type sentRecord[T any] struct {
+	v      T
+	sentAt time.Duration // time of the latest transmission
+	xmit   uint64        // transmission number of the latest transmission
+	seq    Seq
+	prev   uint32 // neighbours in the flight or lost list
+	next   uint32
+	flags  uint8
+}
+
+// list is a doubly linked list of ring slots, threaded through sentRecord.
+type list struct{ head, tail uint32 }
+
+var emptyList = list{noSlot, noSlot}
+
+// Sender is the send side of a reliable window: it keeps every record pushed
+// until it is acknowledged, processes cumulative and selective
+// acknowledgements, decides which records are lost, and hands them out again
+// for retransmission.
+//
+// Loss detection follows RACK (RFC 8985) with the packet threshold of RFC 9002
+// section 6.1.1. Every transmission, first or retransmission, gets a
+// transmission number that only grows, which plays the role of a QUIC packet
+// number: "sent later" means a higher transmission number, so a record's
+// retransmission is compared with what was sent after it, not with its own
+// sequence number.
+//
+// Unacknowledged records sit in one of two lists ordered by transmission
+// number: the flight list (sent, outcome unknown) and the lost list (declared
+// lost, waiting for PopLost). Every record in the lost list was sent before
+// every record in the flight list, because records are declared lost from the
+// head of the flight list and every transmission joins its tail. Loss
+// detection therefore only ever looks at the head of the flight list, which
+// makes it O(1) per acknowledgement plus O(1) per lost record.
+//
+// A Sender is not safe for concurrent use; one goroutine (the engine's owner)
+// must own it. It does no I/O and never reads the clock: now is the caller's
+// time since an origin of its choice, and must not go backwards.
+type Sender[T any] struct {
+	recs  []sentRecord[T]
+	mask  uint32
+	acked bitRing // acknowledged records in [base, next)
+	lost  bitRing // records in the lost list
+
+	window    int
+	pktThresh uint64
+	reoMin    time.Duration
+
+	base  Seq // oldest unacknowledged record; all before it are released
+	next  Seq // sequence number of the next Push
+	limit Seq // peer's flow-control limit
+
+	unacked  int  // records in [base, next) not acknowledged
+	nlost    int  // records in the lost list
+	lostFrom Seq  // no record before lostFrom is in the lost list
+	flight   list // unacknowledged, not lost; by transmission number
+	lostList list // declared lost, not yet retransmitted; by transmission number
+	xmits    uint64
+
+	// RACK state (RFC 8985 section 6.1): the most recently sent record that
+	// was delivered, and the round trip measured on it.
+	rackXmit uint64 // 0: nothing delivered yet
+	rackRTT  time.Duration
+	minRTT   time.Duration
+	hasRTT   bool
+	srtt     time.Duration
+
+	// Reordering window adaptation (RFC 8985 section 6.2 step 4).
+	reoMult       int
+	reoPersist    int
+	dsackRound    Seq
+	hasDsackRound bool
+
+	// A loss episode: from the first loss until everything that had been
+	// sent by then is acknowledged. Stands for TCP's "Fast or RTO recovery".
+	inRecovery  bool
+	recoveryEnd Seq
+
+	stats SenderStats
+}
+
+// NewSender returns a Sender whose first record gets sequence number isn.
+// The peer's limit starts at isn+Window, until the first Ack says otherwise.
+// It panics if cfg is invalid.
+func NewSender[T any](isn Seq, cfg SenderConfig) *Sender[T] {
+	cfg = cfg.withDefaults()
+	size := ringSize(cfg.Window)
+	return &Sender[T]{
+		recs:      make([]sentRecord[T], size),
+		mask:      uint32(size - 1),
+		acked:     newBitRing(size),
+		lost:      newBitRing(size),
+		window:    cfg.Window,
+		pktThresh: uint64(cfg.PacketThreshold),
+		reoMin:    cfg.ReorderWindowMin,
+		base:      isn,
+		next:      isn,
+		limit:     isn.Add(cfg.Window),
+		lostFrom:  isn,
+		flight:    emptyList,
+		lostList:  emptyList,
+		reoMult:   1,
+	}
+}
+
+// Next returns the sequence number the next Push will get.
+func (s *Sender[T]) Next() Seq { return s.next }
+
+// Base returns the oldest unacknowledged sequence number (Next if none):
+// every record before it has been acknowledged and released.
+func (s *Sender[T]) Base() Seq { return s.base }
+
+// Limit returns the peer's flow-control limit: records before it may be sent.
+func (s *Sender[T]) Limit() Seq { return s.limit }
+
+// Window returns the configured window.
+func (s *Sender[T]) Window() int { return s.window }
+
+// InFlight returns how many records were pushed and not yet acknowledged,
+// including records declared lost and not yet retransmitted.
+func (s *Sender[T]) InFlight() int { return s.unacked }
+
+// CanSend reports whether Push may be called: the span from the oldest
+// unacknowledged record to Next is below the window (which also bounds
+// InFlight, and matches a Receiver with the same window, which refuses what
+// lies a window or more past its next expected number), and Next comes before
+// the peer's limit. Retransmissions (PopLost) are never held back by either.
+func (s *Sender[T]) CanSend() bool {
+	return s.next.Sub(s.base) < s.window && s.next.Less(s.limit)
+}
+
+// Push records v as a new record sent at now and returns its sequence
+// number. It panics if CanSend is false.
+func (s *Sender[T]) Push(now time.Duration, v T) Seq {
+	if !s.CanSend() {
+		panic("window: Sender.Push while CanSend is false")
+	}
+	seq := s.next
+	i := uint32(seq) & s.mask
+	s.xmits++
+	s.recs[i] = sentRecord[T]{v: v, sentAt: now, xmit: s.xmits, seq: seq, flags: fPushed}
+	s.linkTail(&s.flight, i)
+	s.next++
+	s.unacked++
+	s.stats.Pushed++
+	return seq
+}
+
+// ackState gathers what OnAck learns while it walks the newly acknowledged
+// records.
+type ackState struct {
+	rttXmit   uint64 // newest newly acknowledged never-retransmitted record
+	rttSentAt time.Duration
+}
+
+// OnAck processes an acknowledgement received at now: cumulative and
+// selective acknowledgements, the flow-control limit and the duplicate
+// report; then it runs loss detection. It calls release exactly once for
+// every record newly acknowledged, in no particular order; release must not
+// call the Sender.
+//
+// Whatever a peer sends, OnAck never panics and never corrupts the Sender:
+// an Ack whose Cum comes after Next is dropped whole (AckResult.Ignored);
+// the parts of SACK ranges outside [Base, Next) are ignored, as are
+// malformed ranges and ranges after the first MaxAckRanges. An Ack whose Cum
+// comes before Base is stale (overtaken by a later one): its ranges are
+// used, since acknowledgements are final, but its Limit is not.
+func (s *Sender[T]) OnAck(now time.Duration, a Ack, release func(seq Seq, v T)) AckResult {
+	var res AckResult
+	if s.next.Less(a.Cum) {
+		s.stats.IgnoredAcks++
+		res.Ignored = true
+		return res
+	}
+	var st ackState
+	stale := a.Cum.Less(s.base)
+	if !stale && a.Cum != s.base {
+		s.ackRange(now, s.base, a.Cum.Add(-1), release, &res, &st)
+	}
+	ranges := a.Ranges
+	if len(ranges) > MaxAckRanges {
+		ranges = ranges[:MaxAckRanges]
+	}
+	for _, r := range ranges {
+		if r.End.Less(r.Start) {
+			continue // malformed
+		}
+		lo, hi := r.Start, r.End
+		if lo.Less(s.base) {
+			lo = s.base
+		}
+		if last := s.next.Add(-1); last.Less(hi) {
+			hi = last
+		}
+		if hi.Less(lo) {
+			continue
+		}
+		s.ackRange(now, lo, hi, release, &res, &st)
+	}
+	s.advanceBase()
+
+	if st.rttXmit != 0 {
+		rtt := max(now-st.rttSentAt, 0)
+		res.RTTValid, res.RTT = true, rtt
+		if !s.hasRTT || rtt < s.minRTT {
+			s.minRTT, s.hasRTT = rtt, true
+		}
+	}
+
+	if !stale {
+		limit := a.Limit
+		if limit.Less(a.Cum) {
+			limit = a.Cum // no credit; also keeps limit within 2^31 of Next
+		}
+		if limit != s.limit {
+			s.limit = limit
+			res.LimitMoved = true
+		}
+	}
+
+	// RFC 8985 section 6.2 step 4, RACK_update_reo_wnd:
+	//   If RACK.dsack_round is not None AND SND.UNA >= RACK.dsack_round:
+	//       RACK.dsack_round = None
+	if s.hasDsackRound && s.dsackRound.LessEq(s.base) {
+		s.hasDsackRound = false
+	}
+	grew := false
+	if a.DupValid && s.spurious(a.Dup) {
+		res.Spurious++
+		// "Grow the reordering window per round that sees DSACK."
+		//   If RACK.dsack_round is None AND any DSACK option is present
+		//   on latest received ACK:
+		//       RACK.dsack_round = SND.NXT
+		//       RACK.reo_wnd_mult += 1
+		//       RACK.reo_wnd_persist = 16
+		// Unlike the RFC, only a duplicate of a record we retransmitted
+		// counts: a duplicate made by the network (the fault injector does
+		// that) says nothing about our reordering window.
+		if !s.hasDsackRound {
+			s.hasDsackRound = true
+			s.dsackRound = s.next
+			if s.reoMult < maxReoMult {
+				s.reoMult++
+			}
+			s.reoPersist = 16
+			grew = true
+		}
+	}
+	if s.inRecovery && s.recoveryEnd.LessEq(s.base) {
+		s.inRecovery = false
+		// "Reset the window after 16 DSACK-free recoveries":
+		//   Else if exiting Fast or RTO recovery:
+		//       RACK.reo_wnd_persist -= 1
+		//       If RACK.reo_wnd_persist <= 0:
+		//           RACK.reo_wnd_mult = 1
+		if !grew {
+			s.reoPersist--
+			if s.reoPersist <= 0 {
+				s.reoMult = 1
+			}
+		}
+	}
+
+	res.NewlyLost = s.detectLoss(now)
+	return res
+}
+
+// maxReoMult caps the reordering window multiplier. The window is capped at
+// SRTT anyway, which a multiplier of 4 reaches; the cap only keeps a hostile
+// stream of duplicate reports from overflowing the counter.
+const maxReoMult = 64
+
+// ackRange acknowledges every unacknowledged record in [lo, hi], which lies
+// within [base, next).
+func (s *Sender[T]) ackRange(now time.Duration, lo, hi Seq, release func(Seq, T), res *AckResult, st *ackState) {
+	n := hi.Sub(lo) + 1
+	for k := 0; k < n; k++ {
+		k += s.acked.runUp(lo.Add(k), n-k, true) // skip what is already acknowledged
+		if k >= n {
+			break
+		}
+		s.ackOne(now, lo.Add(k), release, st)
+		res.Acked++
+	}
+}
+
+// ackOne acknowledges the unacknowledged record seq.
+func (s *Sender[T]) ackOne(now time.Duration, seq Seq, release func(Seq, T), st *ackState) {
+	i := uint32(seq) & s.mask
+	r := &s.recs[i]
+	s.acked.set(seq)
+	if s.lost.get(seq) {
+		// Declared lost but delivered after all (a spurious loss
+		// declaration, caught before the retransmission).
+		s.lost.clear(seq)
+		s.unlink(&s.lostList, i)
+		s.nlost--
+	} else {
+		s.unlink(&s.flight, i)
+	}
+	s.unacked--
+	s.stats.Acked++
+
+	retx := r.flags&fRetx != 0
+	if !retx && r.xmit > st.rttXmit {
+		st.rttXmit, st.rttSentAt = r.xmit, r.sentAt
+	}
+	// RFC 8985 section 6.2 step 2, RACK_update():
+	//   If Segment.retransmitted is TRUE:
+	//       If ... Now() - Segment.xmit_ts < RACK.min_RTT:
+	//           Return
+	// An acknowledgement that comes back sooner than any round trip is for
+	// an earlier transmission, so it says nothing about the latest one.
+	if retx && s.hasRTT && now-r.sentAt < s.minRTT {
+		// ambiguous: leave RACK alone
+	} else if r.xmit > s.rackXmit {
+		//   If RACK_sent_after(Segment.xmit_ts, Segment.end_seq,
+		//                      RACK.xmit_ts, RACK.end_seq):
+		//       RACK.rtt = Now() - Segment.xmit_ts
+		//       RACK.xmit_ts = Segment.xmit_ts
+		s.rackXmit = r.xmit
+		s.rackRTT = max(now-r.sentAt, 0)
+	}
+
+	v := r.v
+	var zero T
+	r.v = zero
+	release(seq, v)
+}
+
+// advanceBase moves base past the acknowledged records at its front.
+func (s *Sender[T]) advanceBase() {
+	for s.base != s.next && s.acked.get(s.base) {
+		s.acked.clear(s.base)
+		s.base++
+	}
+}
+
+// spurious reports whether a duplicate report for seq reveals a spurious
+// retransmission not counted before, and counts it.
+func (s *Sender[T]) spurious(seq Seq) bool {
+	r := &s.recs[uint32(seq)&s.mask]
+	// The slot still describes seq only if the last record pushed into it
+	// was seq; that also rules out numbers never sent.
+	if r.flags&fPushed == 0 || r.seq != seq || r.flags&(fRetx|fSpurious) != fRetx {
+		return false
+	}
+	r.flags |= fSpurious
+	s.stats.Spurious++
+	return true
+}
+
+// ReorderWindow returns RACK's reordering window (RFC 8985 section 6.2 step 4,
+// "return min(RACK.reo_wnd_mult * RACK.min_RTT / 4, SRTT)"), except that the
+// base is the SRTT passed to SetSRTT rather than min_RTT, and that the result
+// is never below SenderConfig.ReorderWindowMin. Without an SRTT it is
+// ReorderWindowMin.
+func (s *Sender[T]) ReorderWindow() time.Duration {
+	w := s.srtt / 4 * time.Duration(s.reoMult)
+	w = min(w, s.srtt)
+	return max(w, s.reoMin)
+}
+
+// SetSRTT tells the Sender the current smoothed round-trip time, which
+// scales the reordering window of the time threshold.
+func (s *Sender[T]) SetSRTT(srtt time.Duration) { s.srtt = max(srtt, 0) }
+
+// DetectLoss runs the time threshold again at now, typically when the
+// LossDeadline has passed. It returns how many records it declared lost.
+func (s *Sender[T]) DetectLoss(now time.Duration) int { return s.detectLoss(now) }
+
+// detectLoss is RFC 8985 section 6.2 step 5, RACK_detect_loss():
+//
+//	For each segment, Segment, not acknowledged yet:
+//	    If RACK_sent_after(RACK.xmit_ts, RACK.end_seq,
+//	                       Segment.xmit_ts, Segment.end_seq):
+//	        remaining = Segment.xmit_ts + RACK.rtt +
+//	                    RACK.reo_wnd - Now()
+//	        If remaining <= 0:
+//	            Segment.lost = TRUE
+//
+// combined with RFC 9002 section 6.1: a packet is lost if it "was sent prior
+// to an acknowledged packet" and it "was sent kPacketThreshold packets before
+// an acknowledged packet ..., or it was sent long enough in the past".
+// "Sent after" compares transmission numbers. Only the head of the flight
+// list needs looking at: later records were sent later, so if the head is not
+// lost by either threshold, nothing after it is.
+func (s *Sender[T]) detectLoss(now time.Duration) int {
+	reo := s.ReorderWindow()
+	n := 0
+	for s.flight.head != noSlot {
+		i := s.flight.head
+		r := &s.recs[i]
+		if r.xmit >= s.rackXmit {
+			break // not sent before the most recently sent delivered record
+		}
+		if s.rackXmit-r.xmit < s.pktThresh && now < r.sentAt+s.rackRTT+reo {
+			break
+		}
+		s.markLost(i)
+		n++
+	}
+	return n
+}
+
+// LossDeadline returns the earliest time at which a record not yet lost
+// becomes lost by the time threshold, if there is such a record: the RACK
+// reordering timer (RFC 8985 section 6.2 step 5, "remaining"). Call
+// DetectLoss when it passes. The deadline depends on SetSRTT; ask again after
+// calling it.
+func (s *Sender[T]) LossDeadline() (time.Duration, bool) {
+	if s.flight.head == noSlot {
+		return 0, false
+	}
+	r := &s.recs[s.flight.head]
+	if r.xmit >= s.rackXmit {
+		return 0, false
+	}
+	return r.sentAt + s.rackRTT + s.ReorderWindow(), true
+}
+
+// OnTimeout handles the expiry of the retransmission timer: every
+// unacknowledged record not already lost is declared lost. It returns how
+// many records it declared lost. (RFC 8985 section 6.3 marks only the records
+// older than RACK's reordering window; here the RTO is the last resort and is
+// meant to be conservative, so everything goes.)
+func (s *Sender[T]) OnTimeout(now time.Duration) int {
+	_ = now // kept for symmetry with the other timer entry points
+	return s.markAllLost()
+}
+
+// MarkAllLost declares lost every unacknowledged record not already lost
+// (SACKed records are acknowledged, so they are not among them); use it when
+// the peer reports an overrun, which means it dropped what was in flight. It
+// returns how many records it declared lost.
+func (s *Sender[T]) MarkAllLost() int { return s.markAllLost() }
+
+func (s *Sender[T]) markAllLost() int {
+	n := 0
+	for s.flight.head != noSlot {
+		s.markLost(s.flight.head)
+		n++
+	}
+	return n
+}
+
+// markLost moves the record in slot i from the head of the flight list to
+// the tail of the lost list.
+func (s *Sender[T]) markLost(i uint32) {
+	r := &s.recs[i]
+	s.unlink(&s.flight, i)
+	s.linkTail(&s.lostList, i)
+	s.lost.set(r.seq)
+	if s.nlost == 0 || r.seq.Less(s.lostFrom) {
+		s.lostFrom = r.seq
+	}
+	s.nlost++
+	s.stats.Lost++
+	if !s.inRecovery {
+		s.inRecovery = true
+		s.recoveryEnd = s.next
+	}
+}
+
+// HasLost reports whether a lost record waits for PopLost.
+func (s *Sender[T]) HasLost() bool { return s.nlost > 0 }
+
+// Lost returns how many lost records wait for PopLost.
+func (s *Sender[T]) Lost() int { return s.nlost }
+
+// PopLost returns the lost record with the lowest sequence number, to be
+// retransmitted at now. The record counts as sent again at now: it is in
+// flight and not lost until loss detection says so again. The Sender keeps
+// the value until the record is acknowledged.
+func (s *Sender[T]) PopLost(now time.Duration) (seq Seq, v T, ok bool) {
+	if s.nlost == 0 {
+		return seq, v, false
+	}
+	from := s.lostFrom
+	if from.Less(s.base) {
+		from = s.base
+	}
+	n := s.next.Sub(from)
+	k := s.lost.runUp(from, n, false)
+	if k >= n {
+		panic("window: Sender lost count out of sync") // unreachable
+	}
+	seq = from.Add(k)
+	s.lostFrom = seq.Add(1)
+	i := uint32(seq) & s.mask
+	r := &s.recs[i]
+	s.lost.clear(seq)
+	s.unlink(&s.lostList, i)
+	s.nlost--
+	s.xmits++
+	r.xmit = s.xmits
+	r.sentAt = now
+	r.flags |= fRetx
+	s.linkTail(&s.flight, i)
+	s.stats.Retransmitted++
+	return seq, r.v, true
+}
+
+// OldestSentAt returns the time of the latest transmission of the
+// earliest-sent unacknowledged record, lost ones included: the retransmission
+// timer should expire an RTO after it.
+func (s *Sender[T]) OldestSentAt() (time.Duration, bool) {
+	switch {
+	case s.lostList.head != noSlot:
+		return s.recs[s.lostList.head].sentAt, true
+	case s.flight.head != noSlot:
+		return s.recs[s.flight.head].sentAt, true
+	}
+	return 0, false
+}
+
+// Drain calls release for every unacknowledged record, in sequence order,
+// and forgets them: Base becomes Next, and no later Ack releases them again.
+// It is meant for the end of a session.
+func (s *Sender[T]) Drain(release func(seq Seq, v T)) {
+	var zero T
+	for seq := s.base; seq != s.next; seq++ {
+		r := &s.recs[uint32(seq)&s.mask]
+		if !s.acked.get(seq) {
+			v := r.v
+			r.v = zero
+			s.stats.Released++
+			release(seq, v)
+		}
+	}
+	s.acked.reset()
+	s.lost.reset()
+	s.flight, s.lostList = emptyList, emptyList
+	s.base = s.next
+	s.lostFrom = s.next
+	s.unacked, s.nlost = 0, 0
+	s.inRecovery = false
+}
+
+// Stats returns the cumulative counters.
+func (s *Sender[T]) Stats() SenderStats { return s.stats }
+
+func (s *Sender[T]) linkTail(l *list, i uint32) {
+	r := &s.recs[i]
+	r.prev, r.next = l.tail, noSlot
+	if l.tail == noSlot {
+		l.head = i
+	} else {
+		s.recs[l.tail].next = i
+	}
+	l.tail = i
+}
+
+func (s *Sender[T]) unlink(l *list, i uint32) {
+	r := &s.recs[i]
+	if r.prev == noSlot {
+		l.head = r.next
+	} else {
+		s.recs[r.prev].next = r.next
+	}
+	if r.next == noSlot {
+		l.tail = r.prev
+	} else {
+		s.recs[r.next].prev = r.prev
+	}
+	r.prev, r.next = noSlot, noSlot
+}
