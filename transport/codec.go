@@ -159,6 +159,11 @@ func (s *Scanner) Next() bool {
 		return false
 	}
 	if rest < NlmsgHdrLen {
+		if s.off == 0 {
+			// Not even one header: nothing precedes these bytes, so
+			// they are not "trailing".
+			return s.fail(ErrShortNlmsg)
+		}
 		// The kernel's nlmsg_ok loop ignores such a tail; we report it so
 		// that a sender bug is visible, after yielding what was valid.
 		return s.fail(ErrTrailingBytes)
