@@ -1,0 +1,112 @@
+package reliable
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/cnlink/cnlink/transport"
+	"github.com/cnlink/cnlink/wire"
+)
+
+// DefaultChannel is the connector channel (cb_id) sessions use when none
+// is given. Kernel connectors use idx 1..10; this one is far from them.
+var DefaultChannel = transport.CbID{Idx: 0x434e4c4b, Val: 1} // "CNLK"
+
+// Config tunes an Endpoint. The zero value (or a nil *Config) is valid:
+// every zero field means the documented default.
+type Config struct {
+	// Window is the number of messages in flight per session in each
+	// direction, and the receive reorder buffer. Zero means 1024.
+	Window int
+	// SendBuffer is how many messages Send may queue per session beyond
+	// the window before it blocks. Zero means Window.
+	SendBuffer int
+	// RecvBuffer is the capacity of each session's Recv channel. Zero
+	// means 1024.
+	RecvBuffer int
+	// MaxMessage is the largest message accepted, in bytes. Zero means
+	// 16384; at most MaxMessageLimit.
+	MaxMessage int
+	// MaxDatagram bounds a coalesced datagram (send and receive). Zero
+	// means 65536. It must hold one frame of MaxMessage bytes.
+	MaxDatagram int
+	// AcceptBacklog is how many peer-opened sessions wait for Accept
+	// before new ones are refused. Zero means 64. Negative disables
+	// accepting: the endpoint only dials.
+	AcceptBacklog int
+	// HandshakeTimeout bounds Dial when its context has no deadline. Zero
+	// means 5s.
+	HandshakeTimeout time.Duration
+	// KeepAlive is the idle time after which a session probes its peer.
+	// Zero means 1s.
+	KeepAlive time.Duration
+	// DeadPeerTimeout ends a session with ErrPeerGone when nothing was
+	// heard from the peer for this long while probing. Zero means 5s.
+	DeadPeerTimeout time.Duration
+	// CloseTimeout bounds the graceful drain of Session.Close. Zero means 5s.
+	CloseTimeout time.Duration
+	// AllowCreds, when set, is consulted for every datagram that carries
+	// credentials; returning false drops the datagram (counted).
+	AllowCreds func(transport.Creds) bool
+	// MeterProvider and TracerProvider receive metrics and traces. Nil
+	// means the global providers (no-ops until an application installs
+	// an SDK).
+	MeterProvider  metric.MeterProvider
+	TracerProvider trace.TracerProvider
+}
+
+// MaxMessageLimit is the largest MaxMessage: a cn_msg payload is at most
+// 65535 bytes and the cnlink header takes 12 of them.
+const MaxMessageLimit = transport.MaxPayload - wire.HeaderLen
+
+func (c *Config) withDefaults() (Config, error) {
+	var d Config
+	if c != nil {
+		d = *c
+	}
+	def := func(v *int, x int) {
+		if *v == 0 {
+			*v = x
+		}
+	}
+	defD := func(v *time.Duration, x time.Duration) {
+		if *v == 0 {
+			*v = x
+		}
+	}
+	def(&d.Window, 1024)
+	def(&d.SendBuffer, d.Window)
+	def(&d.RecvBuffer, 1024)
+	def(&d.MaxMessage, 16384)
+	def(&d.MaxDatagram, 65536)
+	def(&d.AcceptBacklog, 64)
+	defD(&d.HandshakeTimeout, 5*time.Second)
+	defD(&d.KeepAlive, time.Second)
+	defD(&d.DeadPeerTimeout, 5*time.Second)
+	defD(&d.CloseTimeout, 5*time.Second)
+	var errs []error
+	if d.Window < 1 || d.Window > 1<<20 {
+		errs = append(errs, fmt.Errorf("Window %d out of range 1..%d", d.Window, 1<<20))
+	}
+	if d.SendBuffer < 0 || d.RecvBuffer < 0 {
+		errs = append(errs, errors.New("SendBuffer and RecvBuffer must not be negative"))
+	}
+	if d.MaxMessage < 1 || d.MaxMessage > MaxMessageLimit {
+		errs = append(errs, fmt.Errorf("MaxMessage %d out of range 1..%d", d.MaxMessage, MaxMessageLimit))
+	}
+	if d.MaxDatagram < transport.FrameLen(wire.HeaderLen+d.MaxMessage) {
+		errs = append(errs, fmt.Errorf("MaxDatagram %d cannot hold one frame of MaxMessage %d bytes (needs %d)",
+			d.MaxDatagram, d.MaxMessage, transport.FrameLen(wire.HeaderLen+d.MaxMessage)))
+	}
+	if d.KeepAlive < 0 || d.DeadPeerTimeout < 0 || d.CloseTimeout < 0 || d.HandshakeTimeout < 0 {
+		errs = append(errs, errors.New("durations must not be negative"))
+	}
+	if len(errs) > 0 {
+		return d, fmt.Errorf("cnlink: invalid config: %w", errors.Join(errs...))
+	}
+	return d, nil
+}

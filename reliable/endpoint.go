@@ -1,0 +1,522 @@
+package reliable
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cnlink/cnlink/retry"
+	"github.com/cnlink/cnlink/transport"
+	"github.com/cnlink/cnlink/window"
+	"github.com/cnlink/cnlink/wire"
+)
+
+const typeData = wire.TypeData
+
+// Endpoint multiplexes sessions over one transport (one netlink port).
+//
+// One goroutine, the owner (run), holds all protocol state: the session
+// table, every window, the timers and the outgoing datagrams. A reader
+// goroutine blocks in Transport.Receive and hands datagrams to the owner;
+// each session has a pump goroutine that hands delivered messages to the
+// application. Everything else talks to the owner through channels.
+type Endpoint struct {
+	tr    transport.Transport
+	cfg   Config
+	start time.Time
+	m     *instruments
+	stats endpointStats
+
+	rx       chan *rxBuf
+	rxFree   chan *rxBuf
+	wake     chan struct{} // cap 1: the ready list is not empty
+	ops      chan func()
+	acceptQ  chan *Session
+	closing  chan struct{}
+	ownerEnd chan struct{}
+	wg       sync.WaitGroup
+	closeMu  sync.Mutex
+	closed   bool
+	fatal    atomic.Pointer[error]
+
+	rmu   sync.Mutex
+	ready []*Session // sessions with work queued by application goroutines
+
+	// Owner-only state.
+	sessions  map[key]*Session
+	outs      map[uint32]*outBuf
+	pending   []*outBuf // outBufs with bytes to send at the end of the turn
+	busyOuts  []*outBuf // outBufs waiting after EAGAIN
+	timers    timerHeap
+	acks      []*Session // sessions owing an Ack this turn
+	readyLoc  []*Session
+	taken     []*msgBuf
+	ackBody   wire.Ack
+	ackScr    []byte
+	rstScr    []byte
+	ackRanges []window.Range
+	parsedAck wire.Ack
+}
+
+// rxBuf carries one received datagram from the reader to the owner.
+type rxBuf struct {
+	buf []byte
+	pkt transport.Packet
+	err error
+}
+
+const rxBuffers = 8
+
+// NewEndpoint runs the cnlink protocol over tr. The endpoint owns tr from
+// now on and closes it in Close. A nil cfg means defaults.
+func NewEndpoint(tr transport.Transport, cfg *Config) (*Endpoint, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	e := &Endpoint{
+		tr:       tr,
+		cfg:      c,
+		start:    time.Now(),
+		rx:       make(chan *rxBuf, rxBuffers),
+		rxFree:   make(chan *rxBuf, rxBuffers),
+		wake:     make(chan struct{}, 1),
+		ops:      make(chan func()),
+		closing:  make(chan struct{}),
+		ownerEnd: make(chan struct{}),
+		sessions: make(map[key]*Session),
+		outs:     make(map[uint32]*outBuf),
+	}
+	if c.AcceptBacklog > 0 {
+		e.acceptQ = make(chan *Session, c.AcceptBacklog)
+	}
+	e.m = newInstruments(&c, e)
+	for range rxBuffers {
+		e.rxFree <- &rxBuf{buf: make([]byte, c.MaxDatagram)}
+	}
+	e.wg.Add(2)
+	go e.reader()
+	go e.run()
+	return e, nil
+}
+
+// LocalPort is the endpoint's netlink port.
+func (e *Endpoint) LocalPort() uint32 { return e.tr.LocalPort() }
+
+func (e *Endpoint) now() time.Duration { return time.Since(e.start) }
+
+// reader blocks in Receive and passes datagrams to the owner. Buffers
+// circulate between rxFree and rx, so memory is bounded and steady state
+// allocates nothing.
+func (e *Endpoint) reader() {
+	defer e.wg.Done()
+	for {
+		var b *rxBuf
+		select {
+		case b = <-e.rxFree:
+		case <-e.closing:
+			return
+		}
+		b.pkt, b.err = e.tr.Receive(b.buf)
+		select {
+		case e.rx <- b:
+		case <-e.closing:
+			return
+		}
+		if b.err != nil {
+			return
+		}
+	}
+}
+
+// Dial opens a session with the endpoint at peer port on channel ch (the
+// zero CbID means DefaultChannel). It returns when the peer has answered
+// the handshake, or with ctx's error, or ErrTimeout after
+// Config.HandshakeTimeout when ctx has no deadline.
+func (e *Endpoint) Dial(ctx context.Context, port uint32, ch transport.CbID) (*Session, error) {
+	if ch == (transport.CbID{}) {
+		ch = DefaultChannel
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, e.cfg.HandshakeTimeout)
+		defer cancel()
+	}
+	done := make(chan error, 1)
+	var s *Session
+	err := e.runOnOwner(func() {
+		k := key{port: port, ch: ch}
+		if old, ok := e.sessions[k]; ok && old.state != stateTimeWait {
+			done <- fmt.Errorf("cnlink: a session with port %d on channel %s already exists", port, ch)
+			return
+		}
+		s = e.newSession(k, true)
+		s.dialDone = done
+		e.sendSyn(s, e.now())
+	})
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	case <-ctx.Done():
+		if s != nil {
+			e.runOnOwnerAsync(func() {
+				if s.state == stateSynSent {
+					e.fail(s, ErrTimeout, ctx.Err())
+				}
+			})
+		}
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, &SessionError{Port: port, Channel: ch.String(), Kind: ErrTimeout, Cause: ctx.Err()}
+		}
+		return nil, ctx.Err()
+	case <-e.ownerEnd:
+		return nil, e.closedErr()
+	}
+}
+
+// Accept returns the next session opened by a peer.
+func (e *Endpoint) Accept(ctx context.Context) (*Session, error) {
+	if e.acceptQ == nil {
+		return nil, errors.New("cnlink: endpoint does not accept sessions (AcceptBacklog < 0)")
+	}
+	select {
+	case s := <-e.acceptQ:
+		return s, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-e.ownerEnd:
+		return nil, e.closedErr()
+	}
+}
+
+func (e *Endpoint) closedErr() error {
+	if p := e.fatal.Load(); p != nil {
+		return fmt.Errorf("%w: %w", ErrClosed, *p)
+	}
+	return ErrClosed
+}
+
+// Close aborts every session (telling peers), closes the transport and
+// waits for the endpoint's goroutines. It is safe to call more than once.
+func (e *Endpoint) Close() error {
+	e.closeMu.Lock()
+	if e.closed {
+		e.closeMu.Unlock()
+		<-e.ownerEnd
+		return nil
+	}
+	e.closed = true
+	e.closeMu.Unlock()
+	close(e.closing)
+	<-e.ownerEnd
+	err := e.tr.Close()
+	e.wg.Wait()
+	if errors.Is(err, transport.ErrClosed) {
+		err = nil
+	}
+	return err
+}
+
+// runOnOwner runs f on the owner goroutine and waits for it.
+func (e *Endpoint) runOnOwner(f func()) error {
+	done := make(chan struct{})
+	select {
+	case e.ops <- func() { f(); close(done) }:
+		<-done
+		return nil
+	case <-e.ownerEnd:
+		return e.closedErr()
+	}
+}
+
+// runOnOwnerAsync queues f for the owner without waiting.
+func (e *Endpoint) runOnOwnerAsync(f func()) {
+	go func() {
+		select {
+		case e.ops <- f:
+		case <-e.ownerEnd:
+		}
+	}()
+}
+
+// markReadyFromApp lists s for the owner's next turn. Any goroutine.
+func (e *Endpoint) markReadyFromApp(s *Session) {
+	e.rmu.Lock()
+	e.ready = append(e.ready, s)
+	e.rmu.Unlock()
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// markReady lists s for service in this turn (owner only).
+func (e *Endpoint) markReady(s *Session) { e.readyLoc = append(e.readyLoc, s) }
+
+// run is the owner loop.
+func (e *Endpoint) run() {
+	defer func() {
+		e.shutdown()
+		close(e.ownerEnd)
+		e.wg.Done()
+	}()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	armed := noDeadline
+	for {
+		select {
+		case b := <-e.rx:
+			if !e.handleRx(b) {
+				return
+			}
+			for range rxBuffers - 1 { // drain what is already there
+				select {
+				case b := <-e.rx:
+					if !e.handleRx(b) {
+						return
+					}
+					continue
+				default:
+				}
+				break
+			}
+		case <-e.wake:
+		case f := <-e.ops:
+			f()
+		case <-timer.C:
+			armed = noDeadline
+		case <-e.closing:
+			return
+		}
+		now := e.now()
+		e.serviceReady(now)
+		e.fireTimers(now)
+		e.flushAll(now)
+		next := e.timers.earliest()
+		for _, o := range e.busyOuts {
+			next = min(next, o.retryAt)
+		}
+		if next != armed {
+			armed = next
+			if next == noDeadline {
+				timer.Stop()
+			} else {
+				timer.Reset(max(next-e.now(), 0))
+			}
+		}
+	}
+}
+
+// handleRx processes one datagram; false means the transport failed.
+func (e *Endpoint) handleRx(b *rxBuf) bool {
+	defer func() { e.rxFree <- b }()
+	if b.err != nil {
+		if !errors.Is(b.err, transport.ErrClosed) {
+			err := b.err
+			e.fatal.Store(&err)
+		}
+		return false
+	}
+	now := e.now()
+	p := &b.pkt
+	switch {
+	case p.Overrun:
+		e.onOverrun(now)
+		return true
+	case p.Truncated:
+		e.reject(rejectTruncated)
+		return true
+	case p.Group != 0:
+		e.reject(rejectMulticast)
+		return true
+	}
+	if e.cfg.AllowCreds != nil && p.Creds.Valid && !e.cfg.AllowCreds(p.Creds) {
+		e.reject(rejectCreds)
+		return true
+	}
+	e.stats.datagramsRecv.Add(1)
+	sc := transport.NewScanner(p.Data)
+	for {
+		start := sc.Offset()
+		if !sc.Next() {
+			break
+		}
+		f, err := wire.Parse(p.Data, start, sc.Frame())
+		if err != nil {
+			if errors.Is(err, wire.ErrChecksum) {
+				e.reject(rejectChecksum)
+			} else {
+				e.reject(rejectMalformed)
+			}
+			continue
+		}
+		e.handleFrame(p.From, &f, now)
+	}
+	if sc.Err() != nil {
+		e.reject(rejectMalformed)
+	}
+	e.finishRx(now)
+	return true
+}
+
+// serviceReady moves queued messages of ready sessions into frames.
+func (e *Endpoint) serviceReady(now time.Duration) {
+	e.rmu.Lock()
+	e.readyLoc = append(e.readyLoc, e.ready...)
+	clear(e.ready)
+	e.ready = e.ready[:0]
+	e.rmu.Unlock()
+	for i := 0; i < len(e.readyLoc); i++ {
+		s := e.readyLoc[i]
+		if s.state != stateEstablished {
+			continue
+		}
+		if s.pump.updateDue.Swap(false) {
+			if !s.ackDue {
+				s.ackDue = true
+				s.ackSeq = uint32(s.rcv.Cum()) - 1
+			}
+		}
+		e.pullSends(s, now)
+		if s.ackDue {
+			e.sendAck(s, now)
+		}
+		e.checkFlushers(s)
+		e.reschedule(s, now)
+	}
+	clear(e.readyLoc)
+	e.readyLoc = e.readyLoc[:0]
+}
+
+// fireTimers runs every session whose deadline has passed.
+func (e *Endpoint) fireTimers(now time.Duration) {
+	for len(e.timers) > 0 && e.timers[0].deadline <= now {
+		s := e.timers[0]
+		e.onTimer(s, now)
+		if s.heapIdx == 0 && s.deadline <= now {
+			// Nothing rescheduled it: avoid spinning.
+			e.timers.schedule(s, noDeadline)
+		}
+	}
+	e.finishRx(now)
+	for i := 0; i < len(e.busyOuts); {
+		o := e.busyOuts[i]
+		if !o.busy {
+			e.busyOuts[i] = e.busyOuts[len(e.busyOuts)-1]
+			e.busyOuts = e.busyOuts[:len(e.busyOuts)-1]
+			continue
+		}
+		if o.retryAt <= now {
+			e.busyOuts[i] = e.busyOuts[len(e.busyOuts)-1]
+			e.busyOuts = e.busyOuts[:len(e.busyOuts)-1]
+			e.flushOut(o, now) // may re-add itself to busyOuts
+			continue
+		}
+		i++
+	}
+	if len(e.readyLoc) > 0 {
+		e.serviceReady(now)
+	}
+}
+
+// flushAll sends every coalesced datagram of this turn.
+func (e *Endpoint) flushAll(now time.Duration) {
+	for _, o := range e.pending {
+		o.queued = false
+		e.flushOut(o, now)
+	}
+	clear(e.pending)
+	e.pending = e.pending[:0]
+}
+
+// outFor returns the coalescing buffer for port.
+func (e *Endpoint) outFor(port uint32) *outBuf {
+	o := e.outs[port]
+	if o == nil {
+		o = &outBuf{
+			port:  port,
+			buf:   make([]byte, 0, e.cfg.MaxDatagram),
+			max:   e.cfg.MaxDatagram,
+			sched: retry.PeerBusySchedule(),
+		}
+		e.outs[port] = o
+	}
+	return o
+}
+
+func (e *Endpoint) newSession(k key, initiator bool) *Session {
+	s := &Session{
+		ep:        e,
+		key:       k,
+		initiator: initiator,
+		myEpoch:   nonZeroRandom(),
+		maxMsg:    e.cfg.MaxMessage,
+		sendCap:   e.cfg.SendBuffer,
+		space:     make(chan struct{}, 1),
+		recvCh:    make(chan []byte, e.cfg.RecvBuffer),
+		reqCh:     make(chan *Request, e.cfg.RecvBuffer),
+		doneCh:    make(chan struct{}),
+		ended:     make(chan struct{}),
+		state:     stateSynSent,
+		heapIdx:   -1,
+		rtt:       retry.NewRTT(retry.RTTConfig{}),
+		replyWait: make(map[uint32]chan replyMsg),
+	}
+	s.pump.wake = make(chan struct{}, 1)
+	s.pump.end = make(chan struct{})
+	s.pump.abandon = make(chan struct{})
+	s.out = e.outFor(k.port)
+	s.out.sessions = append(s.out.sessions, s)
+	s.lastHeard = e.now()
+	e.sessions[k] = s
+	e.wg.Add(1)
+	go s.runPump()
+	e.m.sessionOpened(s)
+	return s
+}
+
+func nonZeroRandom() uint32 {
+	for {
+		if v := uint32(window.RandomSeq()); v != 0 {
+			return v
+		}
+	}
+}
+
+// shutdown runs when the owner exits: every session ends.
+func (e *Endpoint) shutdown() {
+	now := e.now()
+	for _, s := range e.sessions {
+		if s.state == stateEstablished {
+			e.sendRst(s, wire.RstEndpointGo, now)
+		}
+	}
+	e.flushAll(now)
+	for _, s := range e.sessions {
+		s.abandonPump()
+		e.fail(s, ErrClosed, nil)
+	}
+	for _, s := range e.sessions {
+		e.remove(s)
+	}
+	if e.acceptQ != nil {
+		for {
+			select {
+			case s := <-e.acceptQ:
+				_ = s
+				continue
+			default:
+			}
+			break
+		}
+	}
+}

@@ -1,0 +1,64 @@
+package reliable
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Errors returned by this package match one of them with
+// errors.Is; *SessionError adds which session and why.
+var (
+	// ErrClosed: the session or endpoint was closed locally.
+	ErrClosed = errors.New("cnlink: closed")
+	// ErrPeerClosed: the peer closed the session gracefully; everything it
+	// sent before closing was delivered.
+	ErrPeerClosed = errors.New("cnlink: peer closed the session")
+	// ErrPeerGone: the peer stopped answering (dead-peer timeout) or no
+	// socket holds its port any more.
+	ErrPeerGone = errors.New("cnlink: peer gone")
+	// ErrPeerReset: the peer aborted, restarted, or does not know the
+	// session (a new process on the same port).
+	ErrPeerReset = errors.New("cnlink: session reset by peer")
+	// ErrMessageTooLarge: the message exceeds the session's maximum size.
+	ErrMessageTooLarge = errors.New("cnlink: message too large")
+	// ErrTimeout: a handshake or graceful close did not finish in time.
+	ErrTimeout = errors.New("cnlink: timeout")
+)
+
+// SessionError says which session ended and why. Unwrap yields the
+// sentinel (ErrPeerGone, ...) and the cause, if any.
+type SessionError struct {
+	Port    uint32 // the peer's port
+	Channel string // the connector channel, "idx:val"
+	Kind    error  // one of the sentinels
+	Cause   error  // underlying error (e.g. a transport error), may be nil
+}
+
+func (e *SessionError) Error() string {
+	s := fmt.Sprintf("cnlink: session port=%d channel=%s: %v", e.Port, e.Channel, e.Kind)
+	if e.Cause != nil {
+		s += ": " + e.Cause.Error()
+	}
+	return s
+}
+
+// Unwrap returns the sentinel and the cause.
+func (e *SessionError) Unwrap() []error {
+	if e.Cause != nil {
+		return []error{e.Kind, e.Cause}
+	}
+	return []error{e.Kind}
+}
+
+// MessageSizeError reports a message over the session's limit; it matches
+// ErrMessageTooLarge.
+type MessageSizeError struct {
+	Size, Max int
+}
+
+func (e *MessageSizeError) Error() string {
+	return fmt.Sprintf("cnlink: message of %d bytes exceeds the session maximum of %d", e.Size, e.Max)
+}
+
+// Is makes errors.Is(err, ErrMessageTooLarge) hold.
+func (e *MessageSizeError) Is(target error) bool { return target == ErrMessageTooLarge }

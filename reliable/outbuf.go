@@ -1,0 +1,101 @@
+package reliable
+
+import (
+	"errors"
+	"time"
+
+	"github.com/cnlink/cnlink/retry"
+	"github.com/cnlink/cnlink/transport"
+)
+
+// outBuf coalesces the frames bound for one peer port into datagrams.
+// Frames are appended during one turn of the owner loop and sent at its
+// end (or earlier when the datagram is full): coalescing with a delay
+// bounded by one loop turn. Owned by the endpoint goroutine.
+type outBuf struct {
+	port    uint32
+	buf     []byte
+	max     int  // datagram size limit for this peer
+	queued  bool // listed in Endpoint.pending
+	busy    bool // the peer's queue was full (EAGAIN): wait for retryAt
+	retryAt time.Duration
+	sched   *retry.Schedule
+	// sessions using this port, to resume them after a busy spell and to
+	// fail them when the port is gone.
+	sessions []*Session
+}
+
+// errBusy is returned internally when a frame cannot be appended because
+// the destination is busy.
+var errBusy = errors.New("destination busy")
+
+// room makes space for n more bytes, flushing a full datagram first. It
+// reports false while the destination is busy.
+func (e *Endpoint) room(o *outBuf, n int, now time.Duration) bool {
+	if o.busy {
+		return false
+	}
+	if len(o.buf)+n <= o.max {
+		return true
+	}
+	e.flushOut(o, now)
+	return !o.busy
+}
+
+// touch lists o for the end-of-turn flush.
+func (e *Endpoint) touch(o *outBuf) {
+	if !o.queued && len(o.buf) > 0 {
+		o.queued = true
+		e.pending = append(e.pending, o)
+	}
+}
+
+// flushOut sends o's datagram. EAGAIN keeps it and arms the busy schedule;
+// a gone peer or missing privilege ends every session on that port.
+func (e *Endpoint) flushOut(o *outBuf, now time.Duration) {
+	if len(o.buf) == 0 || o.busy && now < o.retryAt {
+		return
+	}
+	err := e.tr.Send(transport.Addr{Port: o.port}, o.buf)
+	switch {
+	case err == nil:
+		e.stats.datagramsSent.Add(1)
+		e.stats.bytesSent.Add(uint64(len(o.buf)))
+		e.m.batch(len(o.buf))
+		o.buf = o.buf[:0]
+		if o.busy {
+			o.busy = false
+			o.sched.Reset(now)
+			for _, s := range o.sessions {
+				e.markReady(s)
+			}
+		}
+	case errors.Is(err, transport.ErrPeerBusy):
+		e.stats.eagain.Add(1)
+		if !o.busy {
+			o.sched.Reset(now)
+		}
+		o.busy = true
+		wait, _ := o.sched.Next(now)
+		o.retryAt = now + wait
+		e.busyOuts = append(e.busyOuts, o)
+	case errors.Is(err, transport.ErrTooLarge):
+		// Our own limit is wrong for this peer; nothing can be salvaged
+		// from this datagram, the window will retransmit its frames.
+		o.buf = o.buf[:0]
+		e.stats.sendErrors.Add(1)
+	default:
+		o.buf = o.buf[:0]
+		e.stats.sendErrors.Add(1)
+		kind := ErrPeerGone
+		if !errors.Is(err, transport.ErrPeerGone) {
+			kind = ErrClosed
+			if errors.Is(err, transport.ErrPermission) {
+				kind = ErrPeerGone
+			}
+		}
+		for _, s := range append([]*Session(nil), o.sessions...) {
+			e.fail(s, kind, err)
+		}
+	}
+}

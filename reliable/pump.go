@@ -1,0 +1,138 @@
+package reliable
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// delivery is one in-order item on its way to the application.
+type delivery struct {
+	data []byte
+	req  *Request
+}
+
+// pump hands delivered messages to the application's channels. It is the
+// only goroutine besides the owner that a session has: the owner must
+// never block on a slow reader, so it appends to items and the pump does
+// the blocking channel sends. backlog (items accepted from the owner and
+// not yet in a channel) is counted against the flow-control credit, so the
+// pump's memory is bounded by the window.
+type pump struct {
+	mu         sync.Mutex
+	items      []delivery
+	wake       chan struct{} // cap 1
+	end        chan struct{} // closed when the session ended
+	abandon    chan struct{} // closed by Close/Abort: stop blocking on the app
+	graceful   atomic.Bool   // the peer closed: deliver everything before Done
+	backlog    atomic.Int64
+	wantUpdate atomic.Bool // the owner advertised a small window
+	updateDue  atomic.Bool // the owner should send a window update
+	endOnce    sync.Once
+	abandonOne sync.Once
+}
+
+func (s *Session) runPump() {
+	defer s.ep.wg.Done()
+	p := &s.pump
+	var local []delivery
+	ending := false
+	for {
+		if !ending {
+			select {
+			case <-p.wake:
+			case <-p.end:
+				ending = true
+			}
+		}
+		p.mu.Lock()
+		local, p.items = p.items, local[:0]
+		p.mu.Unlock()
+		blocking := !ending || p.graceful.Load()
+		for i := range local {
+			if !s.deliver(&local[i], blocking) {
+				blocking = false
+				s.ep.stats.undelivered.Add(1)
+			}
+			local[i] = delivery{}
+			if p.backlog.Add(-1) <= int64(s.ep.cfg.Window/2) && p.wantUpdate.CompareAndSwap(true, false) {
+				p.updateDue.Store(true)
+				s.ep.markReadyFromApp(s)
+			}
+		}
+		if ending {
+			p.mu.Lock()
+			empty := len(p.items) == 0
+			p.mu.Unlock()
+			if empty {
+				close(s.doneCh)
+				return
+			}
+		}
+	}
+}
+
+// deliver sends one item to the application. When blocking is false, or
+// the session is abandoned, it gives up instead of waiting.
+func (s *Session) deliver(d *delivery, blocking bool) bool {
+	if d.req != nil {
+		select {
+		case s.reqCh <- d.req:
+			s.stats.delivered.Add(1)
+			s.ep.m.delivered.Add(1)
+			return true
+		default:
+		}
+		if !blocking {
+			return false
+		}
+		select {
+		case s.reqCh <- d.req:
+			s.stats.delivered.Add(1)
+			s.ep.m.delivered.Add(1)
+			return true
+		case <-s.pump.abandon:
+			return false
+		}
+	}
+	select {
+	case s.recvCh <- d.data:
+		s.stats.delivered.Add(1)
+		s.ep.m.delivered.Add(1)
+		return true
+	default:
+	}
+	if !blocking {
+		return false
+	}
+	select {
+	case s.recvCh <- d.data:
+		s.stats.delivered.Add(1)
+		s.ep.m.delivered.Add(1)
+		return true
+	case <-s.pump.abandon:
+		return false
+	}
+}
+
+// handToPump passes the owner's batch of in-order items to the pump.
+func (s *Session) handToPump() {
+	if len(s.delivering) == 0 {
+		return
+	}
+	p := &s.pump
+	p.backlog.Add(int64(len(s.delivering)))
+	p.mu.Lock()
+	p.items = append(p.items, s.delivering...)
+	p.mu.Unlock()
+	clear(s.delivering)
+	s.delivering = s.delivering[:0]
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Session) endPump() { s.pump.endOnce.Do(func() { close(s.pump.end) }) }
+func (s *Session) abandonPump() {
+	s.pump.abandonOne.Do(func() { close(s.pump.abandon) })
+}

@@ -1,0 +1,374 @@
+package reliable
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/cnlink/cnlink/retry"
+	"github.com/cnlink/cnlink/transport"
+	"github.com/cnlink/cnlink/window"
+)
+
+// Session is a reliable, ordered, exactly-once message stream with one
+// peer on one connector channel. Its methods are safe for concurrent use.
+// The endpoint's owner goroutine runs its state machine; the methods below
+// only queue work for it and wait.
+type Session struct {
+	ep        *Endpoint
+	key       key
+	initiator bool
+
+	// Fixed once the session is published to the application.
+	myEpoch, peerEpoch uint32
+	maxMsg             int // largest message we may send (peer's limit)
+
+	// Application side of the send queue.
+	mu        sync.Mutex
+	sendQ     []*msgBuf // FIFO; sendQ[sendHead:] are waiting
+	sendHead  int
+	sendCap   int
+	endErr    error // once set, Send fails with it
+	closing   bool  // Close called: Send fails with ErrClosed
+	readyFlag bool  // listed in the endpoint's ready list
+	space     chan struct{}
+	flushers  []chan struct{}
+
+	recvCh chan []byte
+	reqCh  chan *Request
+	ended  chan struct{} // closed by the owner when the session ends
+	doneCh chan struct{} // closed by the pump once deliveries are finished
+	err    atomic.Pointer[error]
+
+	pump pump
+
+	// Owner-only state below.
+	state      state
+	snd        *window.Sender[*msgBuf]
+	rcv        *window.Receiver[rxItem]
+	rtt        *retry.RTT
+	hs         *retry.Schedule
+	out        *outBuf
+	maxDgram   int
+	hsDeadline time.Duration
+	hsNext     time.Duration
+	dialDone   chan error
+	synBody    []byte
+	lastHeard  time.Duration
+	lastPing   time.Duration
+	probeAt    time.Duration // zero-window probe
+	closeAt    time.Duration // graceful close deadline; timewait expiry
+	ackDue     bool
+	ackSeq     uint32 // cn_msg.seq of the newest frame to answer
+	statusReq  bool   // ask the peer for its status (we overran)
+	replyWait  map[uint32]chan replyMsg
+	deadline   time.Duration
+	heapIdx    int
+	delivering []delivery // owner-side batch for the pump
+	finSent    bool
+	finAcked   bool
+	peerFin    bool
+	touched    bool
+	myISN      window.Seq
+	release    func(window.Seq, *msgBuf)
+	stats      sessionStats
+	span       trace.Span
+}
+
+type state uint8
+
+const (
+	stateSynSent state = iota + 1
+	stateEstablished
+	stateTimeWait // ended; kept briefly to answer retransmitted frames
+	stateDead
+)
+
+type key struct {
+	port uint32
+	ch   transport.CbID
+}
+
+// rxItem is a received frame held in the reorder buffer.
+type rxItem struct {
+	data  []byte
+	seq   uint32 // cn_msg.seq as received
+	ack   uint32 // cn_msg.ack as received
+	typ   uint8
+	flags uint16
+}
+
+// Peer returns the peer's port.
+func (s *Session) Peer() uint32 { return s.key.port }
+
+// Channel returns the connector channel (cb_id) of the session.
+func (s *Session) Channel() transport.CbID { return s.key.ch }
+
+// MaxMessage is the largest message Send accepts on this session.
+func (s *Session) MaxMessage() int { return s.maxMsg }
+
+// Recv returns the channel on which messages arrive, in order, exactly
+// once. It is never closed: watch Done. Messages that arrived before the
+// session ended stay readable after Done is closed.
+func (s *Session) Recv() <-chan []byte { return s.recvCh }
+
+// Requests returns the channel of incoming requests (see Request). It is
+// never closed. Requests share the stream with messages: a peer's requests
+// and messages are delivered in the order it sent them, so an application
+// that receives requests must read both channels.
+func (s *Session) Requests() <-chan *Request { return s.reqCh }
+
+// Done is closed when the session has ended; Err then says why.
+func (s *Session) Done() <-chan struct{} { return s.doneCh }
+
+// Err returns nil while the session is open, then the reason it ended:
+// an error matching ErrClosed, ErrPeerClosed, ErrPeerGone, ErrPeerReset
+// or ErrTimeout.
+func (s *Session) Err() error {
+	if p := s.err.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Send queues a copy of msg for delivery. It blocks only while the send
+// window and queue are full, and returns early with ctx's error. Send never
+// keeps msg after it returns. A nil error means the message is queued and
+// will be delivered unless the session ends first; use Flush or Request
+// when the caller must know it arrived.
+func (s *Session) Send(ctx context.Context, msg []byte) error {
+	if len(msg) > s.maxMsg {
+		return &MessageSizeError{Size: len(msg), Max: s.maxMsg}
+	}
+	m := getMsg(msg)
+	m.typ = typeData
+	if err := s.enqueue(ctx, m); err != nil {
+		putMsg(m)
+		return err
+	}
+	return nil
+}
+
+// SendBatch queues copies of msgs in order, as if by Send for each, with
+// one synchronisation per batch where the window allows. It returns how
+// many were queued.
+func (s *Session) SendBatch(ctx context.Context, msgs [][]byte) (int, error) {
+	for _, msg := range msgs {
+		if len(msg) > s.maxMsg {
+			return 0, &MessageSizeError{Size: len(msg), Max: s.maxMsg}
+		}
+	}
+	n := 0
+	for n < len(msgs) {
+		s.mu.Lock()
+		if err := s.sendErrLocked(); err != nil {
+			s.mu.Unlock()
+			return n, err
+		}
+		free := s.sendCap - (len(s.sendQ) - s.sendHead)
+		if free == 0 {
+			s.mu.Unlock()
+			if err := s.waitSpace(ctx); err != nil {
+				return n, err
+			}
+			continue
+		}
+		k := min(free, len(msgs)-n)
+		for _, msg := range msgs[n : n+k] {
+			m := getMsg(msg)
+			m.typ = typeData
+			s.sendQ = append(s.sendQ, m)
+		}
+		n += k
+		s.kickLocked()
+		s.mu.Unlock()
+	}
+	return n, nil
+}
+
+func (s *Session) sendErrLocked() error {
+	if s.endErr != nil {
+		return s.endErr
+	}
+	if s.closing {
+		return &SessionError{Port: s.key.port, Channel: s.key.ch.String(), Kind: ErrClosed}
+	}
+	return nil
+}
+
+// enqueue appends m to the send queue, waiting for space.
+func (s *Session) enqueue(ctx context.Context, m *msgBuf) error {
+	for {
+		s.mu.Lock()
+		if err := s.sendErrLocked(); err != nil {
+			s.mu.Unlock()
+			return err
+		}
+		if len(s.sendQ)-s.sendHead < s.sendCap {
+			s.sendQ = append(s.sendQ, m)
+			s.kickLocked()
+			s.mu.Unlock()
+			return nil
+		}
+		s.mu.Unlock()
+		if err := s.waitSpace(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *Session) waitSpace(ctx context.Context) error {
+	select {
+	case <-s.space:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.ended:
+		return s.Err()
+	}
+}
+
+// kickLocked tells the owner that the session has work. s.mu is held.
+func (s *Session) kickLocked() {
+	if !s.readyFlag {
+		s.readyFlag = true
+		s.ep.markReadyFromApp(s)
+	}
+}
+
+// takeSend moves up to n queued messages to dst (owner side).
+func (s *Session) takeSend(dst []*msgBuf, n int) []*msgBuf {
+	s.mu.Lock()
+	q := s.sendQ[s.sendHead:]
+	k := min(n, len(q))
+	dst = append(dst, q[:k]...)
+	clear(q[:k])
+	s.sendHead += k
+	if s.sendHead == len(s.sendQ) {
+		s.sendQ = s.sendQ[:0]
+		s.sendHead = 0
+	} else if s.sendHead > cap(s.sendQ)/2 {
+		n := copy(s.sendQ, s.sendQ[s.sendHead:])
+		clear(s.sendQ[n:])
+		s.sendQ = s.sendQ[:n]
+		s.sendHead = 0
+	}
+	if len(s.sendQ) == 0 {
+		s.readyFlag = false
+	}
+	s.mu.Unlock()
+	if k > 0 {
+		select {
+		case s.space <- struct{}{}:
+		default:
+		}
+	}
+	return dst
+}
+
+// requeueFront puts messages the window could not take back at the head
+// of the queue, in order (owner side).
+func (s *Session) requeueFront(ms []*msgBuf) {
+	s.mu.Lock()
+	rest := s.sendQ[s.sendHead:]
+	q := make([]*msgBuf, 0, len(ms)+len(rest))
+	q = append(append(q, ms...), rest...)
+	s.sendQ, s.sendHead = q, 0
+	s.readyFlag = true
+	s.mu.Unlock()
+}
+
+func (s *Session) queued() int {
+	s.mu.Lock()
+	n := len(s.sendQ) - s.sendHead
+	s.mu.Unlock()
+	return n
+}
+
+// Flush waits until every message queued so far has been acknowledged by
+// the peer (which means it is in the peer's receive buffer or delivered).
+func (s *Session) Flush(ctx context.Context) error {
+	ch := make(chan struct{})
+	s.mu.Lock()
+	if err := s.sendErrLocked(); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	s.flushers = append(s.flushers, ch)
+	s.kickLocked()
+	s.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.ended:
+		return s.Err()
+	}
+}
+
+// Close ends the session gracefully: it stops accepting Sends, waits
+// until everything queued has been acknowledged, tells the peer, and
+// returns when the peer has acknowledged the end (or after
+// Config.CloseTimeout, when it aborts and returns an error matching
+// ErrTimeout). Close is safe to call more than once.
+func (s *Session) Close() error {
+	s.mu.Lock()
+	already := s.closing || s.endErr != nil
+	s.closing = true
+	s.mu.Unlock()
+	if !already {
+		s.ep.runOnOwner(func() { s.ep.beginClose(s) })
+	}
+	<-s.ended
+	s.abandonPump()
+	<-s.doneCh
+	if err := s.Err(); err != nil && !isClosedKind(err) {
+		return err
+	}
+	return nil
+}
+
+func isClosedKind(err error) bool {
+	return errors.Is(err, ErrClosed) || errors.Is(err, ErrPeerClosed)
+}
+
+// Abort ends the session at once and tells the peer (RST). Pending Sends
+// and Requests fail with ErrClosed.
+func (s *Session) Abort() {
+	s.ep.runOnOwner(func() { s.ep.abort(s) })
+	<-s.doneCh
+}
+
+// SessionStats are counters of one session.
+type SessionStats struct {
+	Sent, Delivered              uint64 // messages
+	Retransmits                  uint64 // frames sent again (any cause)
+	TimeoutRetransmits           uint64 // of which after an RTO
+	DuplicatesSuppressed         uint64 // frames received more than once
+	StatusRequests, StatusRepair uint64 // overrun status exchanges asked / answered
+	SRTT                         time.Duration
+}
+
+type sessionStats struct {
+	sent, delivered, retrans, rtoRetrans, dups, statusReq, statusRepair atomic.Uint64
+	srtt                                                                atomic.Int64
+}
+
+// Stats returns a snapshot of the session's counters.
+func (s *Session) Stats() SessionStats {
+	return SessionStats{
+		Sent:                 s.stats.sent.Load(),
+		Delivered:            s.stats.delivered.Load(),
+		Retransmits:          s.stats.retrans.Load(),
+		TimeoutRetransmits:   s.stats.rtoRetrans.Load(),
+		DuplicatesSuppressed: s.stats.dups.Load(),
+		StatusRequests:       s.stats.statusReq.Load(),
+		StatusRepair:         s.stats.statusRepair.Load(),
+		SRTT:                 time.Duration(s.stats.srtt.Load()),
+	}
+}

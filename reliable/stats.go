@@ -1,0 +1,73 @@
+package reliable
+
+import "sync/atomic"
+
+// rejectReason says why a received datagram or frame was dropped.
+type rejectReason int
+
+const (
+	rejectMalformed rejectReason = iota // undecodable netlink, cn_msg or cnlink header
+	rejectChecksum                      // CRC32C mismatch (corruption)
+	rejectNoSession                     // no session for (port, channel)
+	rejectEpoch                         // wrong epoch: squatter, restarted peer, stale frame
+	rejectState                         // frame not valid in the session's state
+	rejectWindow                        // DSN beyond the receive window
+	rejectTooLarge                      // message above MaxMessage
+	rejectTruncated                     // datagram larger than MaxDatagram
+	rejectMulticast                     // arrived on a multicast group
+	rejectCreds                         // AllowCreds said no
+	rejectRefused                       // SYN refused (backlog full or not accepting)
+	rejectLateReply                     // reply for a request nobody waits for
+	numRejectReasons
+)
+
+var rejectNames = [numRejectReasons]string{
+	"malformed", "checksum", "no_session", "epoch", "state", "window",
+	"too_large", "truncated", "multicast", "credentials", "refused", "late_reply",
+}
+
+func (r rejectReason) String() string { return rejectNames[r] }
+
+type endpointStats struct {
+	datagramsSent, datagramsRecv, bytesSent atomic.Uint64
+	eagain, sendErrors, overruns            atomic.Uint64
+	spurious, undelivered                   atomic.Uint64
+	rejected                                [numRejectReasons]atomic.Uint64
+}
+
+// Stats are an endpoint's counters since it was created.
+type Stats struct {
+	DatagramsSent, DatagramsReceived uint64
+	BytesSent                        uint64
+	PeerBusy                         uint64 // sends that met a full peer (EAGAIN)
+	SendErrors                       uint64
+	Overruns                         uint64 // ENOBUFS reports from the transport
+	SpuriousRetransmits              uint64
+	Undelivered                      uint64 // received messages dropped because the session ended before the application took them
+	Rejected                         map[string]uint64
+}
+
+// Stats returns a snapshot of the endpoint's counters.
+func (e *Endpoint) Stats() Stats {
+	st := Stats{
+		DatagramsSent:       e.stats.datagramsSent.Load(),
+		DatagramsReceived:   e.stats.datagramsRecv.Load(),
+		BytesSent:           e.stats.bytesSent.Load(),
+		PeerBusy:            e.stats.eagain.Load(),
+		SendErrors:          e.stats.sendErrors.Load(),
+		Overruns:            e.stats.overruns.Load(),
+		SpuriousRetransmits: e.stats.spurious.Load(),
+		Undelivered:         e.stats.undelivered.Load(),
+		Rejected:            make(map[string]uint64),
+	}
+	for i := range e.stats.rejected {
+		if n := e.stats.rejected[i].Load(); n > 0 {
+			st.Rejected[rejectReason(i).String()] = n
+		}
+	}
+	return st
+}
+
+func (e *Endpoint) reject(r rejectReason) {
+	e.stats.rejected[r].Add(1)
+}
