@@ -887,3 +887,48 @@ func request(t *testing.T, rng *rand.Rand, c *transport.Conn, op uint32, r *rece
 	}
 	t.Fatalf("op %d: the kernel never answered", op)
 }
+
+// TestIntegrationZeroAlloc defends the data path's budget: no allocation
+// per datagram sent or received, nor per refused send to a busy peer.
+func TestIntegrationZeroAlloc(t *testing.T) {
+	requireNetAdmin(t)
+	if testing.CoverMode() != "" {
+		t.Skip("coverage instrumentation allocates")
+	}
+	a := openConn(t, transport.Config{})
+	b := openConn(t, transport.Config{ReadBuffer: 1})
+	dst := transport.Addr{Port: b.LocalPort()}
+	d := frame(t, transport.CbID{Idx: 0x10008}, 1, make([]byte, 256))
+	buf := make([]byte, 4096)
+	roundTrip := func() {
+		if err := a.Send(dst, d); err != nil {
+			t.Fatal(err)
+		}
+		// The datagram is already queued, so Receive does not park.
+		if p, err := b.Receive(buf); err != nil || len(p.Data) != len(d) || !p.Creds.Valid {
+			t.Fatalf("Receive: %d bytes, creds %+v, %v", len(p.Data), p.Creds, err)
+		}
+	}
+	roundTrip() // warm up: the first Receive sets up the poller
+	if n := testing.AllocsPerRun(200, roundTrip); n != 0 {
+		t.Errorf("Send+Receive: %v allocations per datagram, want 0", n)
+	}
+
+	for i := 0; ; i++ {
+		err := a.Send(dst, d)
+		if errors.Is(err, transport.ErrPeerBusy) {
+			break
+		}
+		if err != nil || i > 1000 {
+			t.Fatalf("filling the peer: %v after %d sends", err, i)
+		}
+	}
+	busy := func() {
+		if err := a.Send(dst, d); !errors.Is(err, transport.ErrPeerBusy) || !errors.Is(err, unix.EAGAIN) {
+			t.Fatalf("Send to a full peer: %v", err)
+		}
+	}
+	if n := testing.AllocsPerRun(200, busy); n != 0 {
+		t.Errorf("refused Send plus errors.Is checks: %v allocations, want 0", n)
+	}
+}

@@ -3,6 +3,7 @@ package transport
 import (
 	"errors"
 	"fmt"
+	"syscall"
 )
 
 // Sentinel errors. Transport errors wrap one of these together with the
@@ -63,4 +64,19 @@ func (e *OpError) Unwrap() []error {
 		return []error{e.Err}
 	}
 	return nil
+}
+
+// Is reports whether target is e's Kind or its errno itself. errors.Is
+// consults it before Unwrap, whose []error result is a fresh allocation:
+// a sender polling a busy peer checks errors.Is(err, ErrPeerBusy) on every
+// refused datagram, and that check must not allocate.
+func (e *OpError) Is(target error) bool {
+	if target == nil {
+		return false
+	}
+	if e.Kind != nil && target == e.Kind {
+		return true
+	}
+	errno, ok := e.Err.(syscall.Errno)
+	return ok && target == error(errno)
 }
