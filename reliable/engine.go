@@ -331,6 +331,9 @@ func (e *Endpoint) onAck(s *Session, f *wire.Parsed, now time.Duration) {
 	}
 	e.ackRanges = a.Ranges
 	res := s.snd.OnAck(now, a, s.release)
+	if res.Acked > 0 {
+		s.probes, s.rtoFrom = 0, 0
+	}
 	if res.RTTValid {
 		s.rtt.Update(res.RTT)
 		s.snd.SetSRTT(s.rtt.SRTT())
@@ -548,10 +551,20 @@ func (e *Endpoint) onTimer(s *Session, now time.Duration) {
 		s.snd.DetectLoss(now)
 		e.retransmit(s, now, false)
 	}
-	if t, ok := s.snd.OldestSentAt(); ok && now >= t+s.rtt.RTO() {
-		s.snd.OnTimeout(now)
+	if t, ok := s.snd.OldestSentAt(); ok && now >= max(t, s.rtoFrom)+s.rtt.RTO() {
+		if s.probes == 0 {
+			// First expiry: probe instead of resending the whole window
+			// (RFC 9002 6.2's probe timeout in spirit). A receiver that was
+			// merely slow answers with an ack covering everything; a lost
+			// tail shows up in the answer's SACK or in the next expiry.
+			s.probes++
+			e.sendPing(s, 0, now)
+			s.rtoFrom = now
+		} else {
+			s.snd.OnTimeout(now)
+			e.retransmit(s, now, true)
+		}
 		s.rtt.Backoff()
-		e.retransmit(s, now, true)
 	}
 	if s.probeAt != 0 && now >= s.probeAt {
 		// The peer's window is closed and nothing is in flight: probe so
@@ -580,7 +593,7 @@ func (e *Endpoint) reschedule(s *Session, now time.Duration) {
 			d = min(d, s.closeAt)
 		}
 		if t, ok := s.snd.OldestSentAt(); ok {
-			d = min(d, t+s.rtt.RTO())
+			d = min(d, max(t, s.rtoFrom)+s.rtt.RTO())
 		} else if !s.snd.CanSend() && s.queued() > 0 {
 			if s.probeAt == 0 {
 				s.probeAt = now + s.rtt.RTO()

@@ -73,6 +73,8 @@ type Session struct {
 	finAcked   bool
 	peerFin    bool
 	touched    bool
+	probes     int           // RTO expiries answered by a probe since the last progress
+	rtoFrom    time.Duration // after a probe the RTO timer runs from here
 	myISN      window.Seq
 	release    func(window.Seq, *msgBuf)
 	stats      sessionStats
