@@ -109,6 +109,9 @@ func runFuzzOps(t *testing.T, data []byte) {
 		PacketThreshold:  1 + int(r.byte())%4,
 		ReorderWindowMin: time.Duration(r.byte()%4) * 250 * time.Microsecond,
 	}
+	if mode&0x20 != 0 {
+		scfg.MaxPacketThreshold = -1 // fixed threshold
+	}
 	if scfg.ReorderWindowMin == 0 {
 		scfg.ReorderWindowMin = -1
 	}
@@ -239,7 +242,7 @@ func (fr *fuzzRun) step(r *fuzzReader) {
 			fr.fatalf("MarkAllLost = %d, model %d", n, m)
 		}
 	case 13:
-		n, m := fr.snd.DetectLoss(fr.now), fr.ms.detect(fr.now, fr.snd.ReorderWindow())
+		n, m := fr.snd.DetectLoss(fr.now), fr.ms.detect(fr.now, fr.snd.ReorderWindow(), fr.snd.PacketThreshold())
 		fr.log = append(fr.log, fmt.Sprintf("detectloss: %d", n))
 		if n != m {
 			fr.fatalf("DetectLoss = %d, model %d", n, m)
@@ -317,7 +320,7 @@ func (fr *fuzzRun) onAck(a Ack) {
 	})
 	mrel, mres := fr.ms.onAck(fr.now, a)
 	if !mres.Ignored {
-		mres.NewlyLost = fr.ms.detect(fr.now, fr.snd.ReorderWindow())
+		mres.NewlyLost = fr.ms.detect(fr.now, fr.snd.ReorderWindow(), fr.snd.PacketThreshold())
 	}
 	slices.SortFunc(rel, func(a, b Seq) int { return a.Sub(b) })
 	if !slices.Equal(rel, mrel) {
@@ -337,6 +340,9 @@ func (fr *fuzzRun) checkAll() {
 		fr.fatalf("receiver invariant: %v", err)
 	}
 	s, m := fr.snd, fr.ms
+	if p := s.PacketThreshold(); p < m.pktThresh || p > max(m.pktThresh, m.pktMax) {
+		fr.fatalf("PacketThreshold %d out of [%d, %d]", p, m.pktThresh, m.pktMax)
+	}
 	if s.InFlight() != m.inFlight() || s.Lost() != m.nlost() || s.HasLost() != (m.nlost() > 0) {
 		fr.fatalf("InFlight %d Lost %d, model %d %d", s.InFlight(), s.Lost(), m.inFlight(), m.nlost())
 	}

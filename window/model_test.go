@@ -23,7 +23,8 @@ type refRecord struct {
 type refSender struct {
 	window    int
 	ring      int // ring size of the real Sender: how far back duplicate reports are matched
-	pktThresh uint64
+	pktThresh int // configured
+	pktMax    int
 	recs      map[Seq]*refRecord // every record ever pushed
 	base      Seq
 	next      Seq
@@ -40,7 +41,8 @@ func newRefSender(isn Seq, cfg SenderConfig) *refSender {
 	return &refSender{
 		window:    cfg.Window,
 		ring:      ringSize(cfg.Window),
-		pktThresh: uint64(cfg.PacketThreshold),
+		pktThresh: cfg.PacketThreshold,
+		pktMax:    cfg.MaxPacketThreshold,
 		recs:      map[Seq]*refRecord{},
 		base:      isn,
 		next:      isn,
@@ -162,15 +164,17 @@ func (m *refSender) onAck(now time.Duration, a Ack) ([]Seq, AckResult) {
 	return released, res
 }
 
-// detect is RACK plus the packet threshold by full scan.
-func (m *refSender) detect(now, reo time.Duration) int {
+// detect is RACK plus the packet threshold by full scan. The reordering
+// window and the packet threshold are the real Sender's: they adapt, and
+// their adaptation has table tests of its own.
+func (m *refSender) detect(now, reo time.Duration, pktThresh int) int {
 	n := 0
 	for _, q := range m.unacked() {
 		rec := m.recs[q]
 		if rec.lost || rec.xmit >= m.rackXmit {
 			continue
 		}
-		if m.rackXmit-rec.xmit >= m.pktThresh || now >= rec.sentAt+m.rackRTT+reo {
+		if m.rackXmit-rec.xmit >= uint64(pktThresh) || now >= rec.sentAt+m.rackRTT+reo {
 			rec.lost = true
 			n++
 		}

@@ -18,6 +18,9 @@ const (
 	// (kPacketThreshold) is 3, based on best practices for TCP loss
 	// detection" (section 6.1.1).
 	DefaultPacketThreshold = 3
+	// DefaultMaxPacketThreshold is how far the packet threshold may grow
+	// when reordering is observed: Linux's default tcp_max_reordering.
+	DefaultMaxPacketThreshold = 300
 	// DefaultReorderWindowMin is RFC 9002's kGranularity: the time threshold
 	// "MUST be set to at least the local timer granularity, as indicated by
 	// the kGranularity constant" (section 6.1.2), whose recommended value is
@@ -38,6 +41,17 @@ type SenderConfig struct {
 	// DefaultPacketThreshold. RFC 9002 says implementations "SHOULD NOT use
 	// a packet threshold less than 3".
 	PacketThreshold int
+	// MaxPacketThreshold bounds the adaptive packet threshold. When a record
+	// that was never retransmitted is acknowledged after a record sent d
+	// transmissions later had been, the network reordered by d, and the
+	// threshold grows to d+1 so that the same reordering no longer makes
+	// spurious losses; it returns to PacketThreshold after 16 loss episodes
+	// without reordering. RFC 9002 section 6.1.1 allows this ("Implementers
+	// MAY use algorithms developed for TCP, such as TCP-NCR [RFC4653], to
+	// improve QUIC's reordering resilience"); Linux TCP does the same with
+	// tp->reordering. Zero means DefaultMaxPacketThreshold; a value at or
+	// below PacketThreshold (a negative one, say) turns adaptation off.
+	MaxPacketThreshold int
 	// ReorderWindowMin is the least reordering window of the time threshold
 	// (see Sender.ReorderWindow). Zero means DefaultReorderWindowMin; a
 	// negative value means no minimum.
@@ -57,6 +71,10 @@ func (c SenderConfig) withDefaults() SenderConfig {
 	if c.PacketThreshold == 0 {
 		c.PacketThreshold = DefaultPacketThreshold
 	}
+	if c.MaxPacketThreshold == 0 {
+		c.MaxPacketThreshold = DefaultMaxPacketThreshold
+	}
+	c.MaxPacketThreshold = max(c.MaxPacketThreshold, c.PacketThreshold)
 	switch {
 	case c.ReorderWindowMin == 0:
 		c.ReorderWindowMin = DefaultReorderWindowMin
@@ -94,6 +112,7 @@ type SenderStats struct {
 	Lost          uint64 // loss declarations (a record may be lost more than once)
 	Retransmitted uint64 // records handed out by PopLost
 	Spurious      uint64 // retransmissions found spurious by a duplicate report
+	Reordered     uint64 // records acknowledged after a record sent later: reordering
 	IgnoredAcks   uint64 // Acks dropped whole (see AckResult.Ignored)
 	Released      uint64 // records released by Drain
 }
@@ -119,7 +138,12 @@ type sentRecord[T any] struct {
 	seq    Seq
 	prev   uint32 // neighbours in the flight or lost list
 	next   uint32
-	flags  uint8
+	// lostGap is how many transmissions after this record's the
+	// acknowledged one was when the packet threshold last declared it lost
+	// (0: declared lost otherwise). If that loss proves spurious, the
+	// threshold must exceed it.
+	lostGap uint16
+	flags   uint8
 }
 
 // list is a doubly linked list of ring slots, threaded through sentRecord.
@@ -157,8 +181,15 @@ type Sender[T any] struct {
 	lost  bitRing // records in the lost list
 
 	window    int
-	pktThresh uint64
 	reoMin    time.Duration
+
+	// Packet threshold: configured, current (adapted to observed
+	// reordering) and cap, with the loss episodes left before the current
+	// one returns to the configured one.
+	pktThreshBase    uint64
+	pktThresh        uint64
+	pktThreshMax     uint64
+	pktThreshPersist int
 
 	base  Seq // oldest unacknowledged record; all before it are released
 	next  Seq // sequence number of the next Push
@@ -205,7 +236,9 @@ func NewSender[T any](isn Seq, cfg SenderConfig) *Sender[T] {
 		acked:     newBitRing(size),
 		lost:      newBitRing(size),
 		window:    cfg.Window,
-		pktThresh: uint64(cfg.PacketThreshold),
+		pktThreshBase: uint64(cfg.PacketThreshold),
+		pktThresh:     uint64(cfg.PacketThreshold),
+		pktThreshMax:  uint64(cfg.MaxPacketThreshold),
 		reoMin:    cfg.ReorderWindowMin,
 		base:      isn,
 		next:      isn,
@@ -265,6 +298,7 @@ func (s *Sender[T]) Push(now time.Duration, v T) Seq {
 type ackState struct {
 	rttXmit   uint64 // newest newly acknowledged never-retransmitted record
 	rttSentAt time.Duration
+	rackXmit  uint64 // RACK's transmission number before this Ack
 }
 
 // OnAck processes an acknowledgement received at now: cumulative and
@@ -286,7 +320,7 @@ func (s *Sender[T]) OnAck(now time.Duration, a Ack, release func(seq Seq, v T)) 
 		res.Ignored = true
 		return res
 	}
-	var st ackState
+	st := ackState{rackXmit: s.rackXmit}
 	stale := a.Cum.Less(s.base)
 	if !stale && a.Cum != s.base {
 		s.ackRange(now, s.base, a.Cum.Add(-1), release, &res, &st)
@@ -373,6 +407,13 @@ func (s *Sender[T]) OnAck(now time.Duration, a Ack, release func(seq Seq, v T)) 
 				s.reoMult = 1
 			}
 		}
+		// The packet threshold goes back the same way.
+		if s.pktThresh != s.pktThreshBase {
+			s.pktThreshPersist--
+			if s.pktThreshPersist <= 0 {
+				s.pktThresh = s.pktThreshBase
+			}
+		}
 	}
 
 	res.NewlyLost = s.detectLoss(now)
@@ -419,6 +460,18 @@ func (s *Sender[T]) ackOne(now time.Duration, seq Seq, release func(Seq, T), st 
 	if !retx && r.xmit > st.rttXmit {
 		st.rttXmit, st.rttSentAt = r.xmit, r.sentAt
 	}
+	// RFC 8985 section 6.2 step 3, "Detect data segment reordering": "If a
+	// never retransmitted segment that's below RACK.fack is (selectively
+	// or cumulatively) acknowledged, it has been delivered out of order."
+	// Compared with RACK as it stood before this Ack, since the order in
+	// which one Ack's records are walked means nothing.
+	if !retx && r.xmit < st.rackXmit {
+		s.stats.Reordered++
+		if d := st.rackXmit - r.xmit + 1; d > s.pktThresh && s.pktThresh < s.pktThreshMax {
+			s.pktThresh = min(d, s.pktThreshMax)
+			s.pktThreshPersist = 16
+		}
+	}
 	// RFC 8985 section 6.2 step 2, RACK_update():
 	//   If Segment.retransmitted is TRUE:
 	//       If ... Now() - Segment.xmit_ts < RACK.min_RTT:
@@ -461,6 +514,12 @@ func (s *Sender[T]) spurious(seq Seq) bool {
 	}
 	r.flags |= fSpurious
 	s.stats.Spurious++
+	// The packet threshold declared this record lost too early: the
+	// reordering was at least as deep as the gap it judged by.
+	if g := uint64(r.lostGap) + 1; r.lostGap != 0 && g > s.pktThresh && s.pktThresh < s.pktThreshMax {
+		s.pktThresh = min(g, s.pktThreshMax)
+		s.pktThreshPersist = 16
+	}
 	return true
 }
 
@@ -474,6 +533,10 @@ func (s *Sender[T]) ReorderWindow() time.Duration {
 	w = min(w, s.srtt)
 	return max(w, s.reoMin)
 }
+
+// PacketThreshold returns the current packet threshold: the configured one,
+// or more if reordering was observed (see SenderConfig.MaxPacketThreshold).
+func (s *Sender[T]) PacketThreshold() int { return int(s.pktThresh) }
 
 // SetSRTT tells the Sender the current smoothed round-trip time, which
 // scales the reordering window of the time threshold.
@@ -508,10 +571,16 @@ func (s *Sender[T]) detectLoss(now time.Duration) int {
 		if r.xmit >= s.rackXmit {
 			break // not sent before the most recently sent delivered record
 		}
-		if s.rackXmit-r.xmit < s.pktThresh && now < r.sentAt+s.rackRTT+reo {
+		gap := s.rackXmit - r.xmit
+		byPackets := gap >= s.pktThresh
+		if !byPackets && now < r.sentAt+s.rackRTT+reo {
 			break
 		}
 		s.markLost(i)
+		r.lostGap = 0
+		if byPackets {
+			r.lostGap = uint16(min(gap, 1<<16-1))
+		}
 		n++
 	}
 	return n
@@ -552,7 +621,9 @@ func (s *Sender[T]) MarkAllLost() int { return s.markAllLost() }
 func (s *Sender[T]) markAllLost() int {
 	n := 0
 	for s.flight.head != noSlot {
-		s.markLost(s.flight.head)
+		i := s.flight.head
+		s.markLost(i)
+		s.recs[i].lostGap = 0
 		n++
 	}
 	return n

@@ -500,39 +500,48 @@ func TestSenderSpurious(t *testing.T) {
 			return h.onAck(now, Ack{Cum: h.seq(cum), Limit: h.seq(cum + 64), DupValid: true, Dup: h.seq(d)})
 		}
 		h.push(0, 10)
-		h.ack(ms, 0, [2]int{4, 4}) // 0, 1 lost by the packet threshold
-		if got := h.popAll(2 * ms); !slices.Equal(got, []int{0, 1}) {
+		h.ack(5*ms, 0, [2]int{4, 4}) // 0, 1 lost by the packet threshold; min_RTT 5ms
+		if got := h.popAll(5 * ms); !slices.Equal(got, []int{0, 1}) {
 			t.Fatalf("retransmitted %v", got)
 		}
-		// The originals arrive after all: the receiver reports the
-		// retransmission of 0 as a duplicate. 10 is Next: the round lasts
-		// until everything before it is acknowledged.
-		if res := dup(3*ms, 5, 0); res.Spurious != 1 {
+		// The originals arrive after all, sooner after the retransmission
+		// than any round trip: the receiver reports the retransmission of 0
+		// as a duplicate. 10 is Next: the DSACK round lasts until
+		// everything before it is acknowledged.
+		if res := dup(6*ms, 5, 0); res.Spurious != 1 {
 			t.Fatalf("Spurious = %d, want 1", res.Spurious)
 		}
 		if got := h.s.ReorderWindow(); got != 4*ms {
 			t.Errorf("ReorderWindow = %v after a DSACK, want 4ms", got)
 		}
-		if res := dup(3*ms, 5, 0); res.Spurious != 0 {
+		// 0 was declared lost 4 transmissions before the acknowledged one
+		// (transmission 5): the threshold must now exceed 4.
+		if got := h.s.PacketThreshold(); got != 5 {
+			t.Errorf("PacketThreshold = %d after a spurious retransmission, want 5", got)
+		}
+		if res := dup(6*ms, 5, 0); res.Spurious != 0 {
 			t.Error("the same retransmission counted twice")
 		}
-		if res := dup(3*ms, 5, 2); res.Spurious != 0 {
+		if res := dup(6*ms, 5, 2); res.Spurious != 0 {
 			t.Error("a duplicate of a first transmission counted as spurious")
 		}
 		// Another spurious retransmission in the same round counts, but
 		// the multiplier grows once per round.
-		if res := dup(3*ms, 5, 1); res.Spurious != 1 || h.s.ReorderWindow() != 4*ms {
+		if res := dup(6*ms, 5, 1); res.Spurious != 1 || h.s.ReorderWindow() != 4*ms {
 			t.Errorf("same round: Spurious %d, window %v", res.Spurious, h.s.ReorderWindow())
 		}
 		// SND.UNA >= RACK.dsack_round: the round is over.
-		h.ack(4*ms, 10)
-		h.push(4*ms, 17)
-		if res := h.ack(20*ms, 10, [2]int{15, 15}); res.NewlyLost != 3 {
-			t.Fatalf("NewlyLost = %d, want 3 (10, 11, 12)", res.NewlyLost)
+		h.ack(7*ms, 10)
+		h.push(7*ms, 17) // transmissions 13..19
+		if res := h.ack(20*ms, 10, [2]int{15, 15}); res.NewlyLost != 1 {
+			t.Fatalf("NewlyLost = %d, want 1 (10: 5 transmissions before 15; the threshold is 5)", res.NewlyLost)
 		}
 		lost := h.popAll(21 * ms)
 		if res := dup(22*ms, 17, lost[0]); res.Spurious != 1 || h.s.ReorderWindow() != 6*ms {
 			t.Errorf("next round: Spurious %d, window %v, want 1, 6ms", res.Spurious, h.s.ReorderWindow())
+		}
+		if got := h.s.PacketThreshold(); got != 6 {
+			t.Errorf("PacketThreshold = %d, want 6", got)
 		}
 		if st := h.s.Stats(); st.Spurious != 3 {
 			t.Errorf("Stats().Spurious = %d", st.Spurious)
@@ -543,7 +552,7 @@ func TestSenderSpurious(t *testing.T) {
 // TestSenderReorderWindowReset checks "Reset the window after 16 DSACK-free
 // recoveries" (RFC 8985 section 6.2 step 4).
 func TestSenderReorderWindowReset(t *testing.T) {
-	h := newSH(t, 0, SenderConfig{Window: 64, ReorderWindowMin: -1})
+	h := newSH(t, 0, SenderConfig{Window: 64, ReorderWindowMin: -1, MaxPacketThreshold: -1})
 	h.s.SetSRTT(8 * ms)
 	now := time.Duration(0)
 	next := 0
@@ -574,6 +583,59 @@ func TestSenderReorderWindowReset(t *testing.T) {
 	}
 	if h.s.ReorderWindow() != 2*ms {
 		t.Errorf("ReorderWindow = %v after 16 DSACK-free recoveries, want 2ms", h.s.ReorderWindow())
+	}
+}
+
+// TestSenderAdaptivePacketThreshold checks that observed reordering raises
+// the packet threshold (RFC 9002 section 6.1.1 allows it, as Linux does),
+// within MaxPacketThreshold, and that it returns to the configured value
+// after 16 loss episodes.
+func TestSenderAdaptivePacketThreshold(t *testing.T) {
+	tests := []struct {
+		name string
+		max  int
+		want int
+	}{
+		{"grows to the depth", 0, 5},
+		{"capped", 4, 4},
+		{"off", -1, 3},
+	}
+	for _, tt := range tests {
+		forISNs(t, tt.name, func(t *testing.T, isn Seq) {
+			h := newSH(t, isn, SenderConfig{Window: 64, ReorderWindowMin: time.Hour, MaxPacketThreshold: tt.max})
+			h.push(0, 6)
+			// 4 (transmission 5) arrives first; 0 (transmission 1), never
+			// retransmitted, comes after it: reordering 4 deep.
+			h.ack(ms, 0, [2]int{1, 4}) // 0 lost by the threshold of 3
+			if res := h.ack(2*ms, 5); res.Acked != 1 {
+				t.Fatalf("Acked = %d", res.Acked)
+			}
+			if got := h.s.PacketThreshold(); got != tt.want {
+				t.Fatalf("PacketThreshold = %d, want %d", got, tt.want)
+			}
+			if h.s.HasLost() {
+				t.Fatal("a record acknowledged is still waiting for PopLost")
+			}
+			if tt.want == 3 {
+				return
+			}
+			// 16 loss episodes without reordering bring it back.
+			next, now := 6, 10*ms
+			for range 16 {
+				h.push(now, next+10)
+				h.ack(now+ms, next, [2]int{next + 1, next + 9}) // next lost
+				h.popAll(now + ms)
+				h.ack(now+2*ms, next+10)
+				next += 10
+				now += 10 * ms
+			}
+			if got := h.s.PacketThreshold(); got != 3 {
+				t.Errorf("PacketThreshold = %d after 16 quiet loss episodes, want 3", got)
+			}
+			if st := h.s.Stats(); st.Reordered != 1 {
+				t.Errorf("Reordered = %d, want 1", st.Reordered)
+			}
+		})
 	}
 }
 
