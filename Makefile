@@ -1,0 +1,50 @@
+# cnlink — reliable messaging over Linux netlink connector sockets.
+# Run `make help` for the targets.
+
+GO        ?= go
+PKGS      ?= ./...
+FUZZTIME  ?= 5m
+BENCHCOUNT?= 6
+DEMOFLAGS ?=
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: demo
+demo: ## Run the demo: two endpoints over real netlink through the fault injector (needs root or CAP_NET_ADMIN)
+	$(GO) run ./examples/demo $(DEMOFLAGS)
+
+.PHONY: test
+test: ## go vet, then every test with the race detector (real-socket tests need root)
+	$(GO) vet $(PKGS)
+	$(GO) test -race -shuffle=on -timeout 20m $(PKGS)
+
+.PHONY: bench
+bench: ## Full benchmark suite with benchstat; writes docs/BENCHMARKS.md and the charts
+	$(GO) run ./bench/cmd/report -count $(BENCHCOUNT)
+
+.PHONY: bench-smoke
+bench-smoke: ## Every benchmark once, quickly (part of CI)
+	$(GO) test -run '^$$' -bench . -benchtime 100x -count 1 ./bench/ ./transport/ ./window/ ./retry/
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME each (default 5m)
+	@for t in $$($(GO) test -list '^Fuzz' ./transport/ | grep ^Fuzz); do \
+		echo "== transport $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./transport/ || exit 1; done
+	@for p in ./wire/ ./window/ ./proc/; do \
+		for t in $$($(GO) test -list '^Fuzz' $$p | grep ^Fuzz); do \
+			echo "== $$p $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$p || exit 1; done; done
+
+.PHONY: lint
+lint: ## gofmt, go vet, staticcheck and go mod tidy check
+	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt needed" && exit 1)
+	$(GO) vet $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@latest $(PKGS)
+	$(GO) mod tidy -diff
+
+.PHONY: tidy-check
+tidy-check: ## Fail if go.mod/go.sum are not tidy
+	$(GO) mod tidy -diff
