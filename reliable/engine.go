@@ -131,10 +131,11 @@ func (e *Endpoint) finishRx(now time.Duration) {
 		if s.state == stateEstablished {
 			e.pullSends(s, now)
 		}
+		// Hand deliveries over first: the ack's credit counts them.
+		s.handToPump()
 		if s.ackDue && (s.state == stateEstablished || s.state == stateTimeWait) {
 			e.sendAck(s, now)
 		}
-		s.handToPump()
 		if s.state != stateDead {
 			e.reschedule(s, now)
 		}
@@ -256,6 +257,15 @@ func (e *Endpoint) establish(s *Session, peer wire.Syn, now time.Duration) {
 func (e *Endpoint) onData(s *Session, dsn uint32, f *wire.Parsed, now time.Duration) {
 	if len(f.Body) > e.cfg.MaxMessage {
 		e.reject(rejectTooLarge)
+		return
+	}
+	// Enforce the credit we advertise: whatever a peer sends, the reorder
+	// buffer plus the messages waiting for the application stay within
+	// the window. A well-behaved sender never gets here (its limit was
+	// computed from a backlog that can only have shrunk since).
+	if d := window.Seq(dsn).Sub(s.rcv.Cum()); d >= 0 && d >= e.cfg.Window-int(s.pump.backlog.Load())-len(s.delivering) {
+		e.reject(rejectWindow)
+		e.needAck(s, dsn)
 		return
 	}
 	it := rxItem{seq: f.Seq, ack: f.Ack, typ: uint8(f.Header.Type), flags: f.Header.Flags}

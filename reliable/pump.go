@@ -74,6 +74,12 @@ func (s *Session) runPump() {
 // deliver sends one item to the application. When blocking is false, or
 // the session is abandoned, it gives up instead of waiting.
 func (s *Session) deliver(d *delivery, blocking bool) bool {
+	// An abnormal end stops a blocked delivery; a graceful one (the peer
+	// closed) delivers everything unless the application gives up.
+	end := s.pump.end
+	if s.pump.graceful.Load() {
+		end = nil
+	}
 	if d.req != nil {
 		select {
 		case s.reqCh <- d.req:
@@ -91,8 +97,10 @@ func (s *Session) deliver(d *delivery, blocking bool) bool {
 			s.ep.m.delivered.Add(1)
 			return true
 		case <-s.pump.abandon:
-			return false
+		case <-end:
+		case <-s.ep.closing:
 		}
+		return false
 	}
 	select {
 	case s.recvCh <- d.data:
@@ -110,8 +118,10 @@ func (s *Session) deliver(d *delivery, blocking bool) bool {
 		s.ep.m.delivered.Add(1)
 		return true
 	case <-s.pump.abandon:
-		return false
+	case <-end:
+	case <-s.ep.closing:
 	}
+	return false
 }
 
 // handToPump passes the owner's batch of in-order items to the pump.

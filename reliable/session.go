@@ -374,3 +374,10 @@ func (s *Session) Stats() SessionStats {
 		SRTT:                 time.Duration(s.stats.srtt.Load()),
 	}
 }
+
+// rcvCumForTest exposes the receive cumulative ack to tests.
+func (s *Session) rcvCumForTest() uint32 {
+	var c uint32
+	_ = s.ep.runOnOwner(func() { c = uint32(s.rcv.Cum()) })
+	return c
+}
