@@ -230,15 +230,28 @@ func TestIntegrationUnicastInOrder(t *testing.T) {
 			want[i] = frame(t, id, uint32(i), p)
 			bytesSent += uint64(len(want[i]))
 		}
+		var sendErr error
+		sent := make(chan struct{})
 		go func() {
+			defer close(sent)
 			// Sending concurrently with receiving exercises backpressure
 			// (ErrPeerBusy) as well as ordering.
-			for _, d := range want {
-				for a.Send(transport.Addr{Port: b.LocalPort()}, d) != nil {
+			for i, d := range want {
+				for {
+					err := a.Send(transport.Addr{Port: b.LocalPort()}, d)
+					if err == nil {
+						break
+					}
+					if !errors.Is(err, transport.ErrPeerBusy) {
+						sendErr = fmt.Errorf("datagram %d: %w", i, err)
+						return
+					}
 					time.Sleep(100 * time.Microsecond)
 				}
 			}
 		}()
+		// On failure, closing a ends the sender (its Send fails).
+		t.Cleanup(func() { a.Close(); <-sent })
 		for i := range want {
 			p := r.next(t, 10*time.Second, nil)
 			if !bytes.Equal(p.Data, want[i]) {
@@ -252,6 +265,12 @@ func TestIntegrationUnicastInOrder(t *testing.T) {
 			if p.Creds != want {
 				t.Fatalf("datagram %d: Creds=%+v, want %+v", i, p.Creds, want)
 			}
+		}
+		// The sender counts a datagram after sendto returns, which may be
+		// after the receiver has it: wait for the sender first.
+		<-sent
+		if sendErr != nil {
+			t.Fatal(sendErr)
 		}
 		sa, sb := a.Stats(), b.Stats()
 		if sa.DatagramsSent != n || sa.BytesSent != bytesSent {
@@ -740,52 +759,71 @@ func TestIntegrationConnectPinning(t *testing.T) {
 	})
 }
 
-// TestIntegrationPermission drops CAP_NET_ADMIN on one locked OS thread
-// (capabilities are per thread on Linux, and the kernel checks the
-// calling thread's) and checks the EPERM mapping from there.
+// TestIntegrationPermission drops CAP_NET_ADMIN from the effective set of
+// one locked OS thread (capabilities are per thread on Linux, and the
+// kernel checks the calling thread's) and checks the EPERM mapping there.
 func TestIntegrationPermission(t *testing.T) {
 	requireNetAdmin(t)
 	a := openConn(t, transport.Config{})
 	b := openConn(t, transport.Config{})
+	d := frame(t, transport.CbID{Idx: 0x10007}, 0, nil)
 	errc := make(chan error, 1)
 	go func() {
-		// Never unlocked: the thread exits with this goroutine, taking its
-		// reduced capability set with it.
 		runtime.LockOSThread()
-		errc <- func() error {
-			hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-			var data [2]unix.CapUserData
-			if err := unix.Capget(&hdr, &data[0]); err != nil {
-				return fmt.Errorf("capget: %w", err)
-			}
-			data[0].Effective &^= 1 << unix.CAP_NET_ADMIN
-			if err := unix.Capset(&hdr, &data[0]); err != nil {
-				return fmt.Errorf("capset: %w", err)
-			}
-			id := transport.CbID{Idx: 0x10007}
-			for _, dst := range []transport.Addr{{Port: b.LocalPort()}, {Group: 2}} {
-				err := a.Send(dst, frame(t, id, 0, nil))
-				if !errors.Is(err, transport.ErrPermission) || !errors.Is(err, unix.EPERM) {
-					return fmt.Errorf("send to %+v without CAP_NET_ADMIN: %v, want ErrPermission wrapping EPERM", dst, err)
-				}
-			}
-			// The kernel (port 0) is open to all.
-			if err := a.Send(transport.Addr{}, frame(t, id, 0, nil)); err != nil {
-				return fmt.Errorf("send to the kernel without CAP_NET_ADMIN: %v", err)
-			}
-			if err := a.JoinGroup(2); !errors.Is(err, transport.ErrPermission) {
-				return fmt.Errorf("join even group 2 without CAP_NET_ADMIN: %v, want ErrPermission", err)
-			}
-			// The cn_bind quirk: odd groups are open to all.
-			if err := a.JoinGroup(3); err != nil {
-				return fmt.Errorf("join odd group 3 without CAP_NET_ADMIN: %v", err)
-			}
-			return a.LeaveGroup(3)
-		}()
+		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+		var orig [2]unix.CapUserData
+		if err := unix.Capget(&hdr, &orig[0]); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("capget: %w", err)
+			return
+		}
+		dropped := orig
+		dropped[0].Effective &^= 1 << unix.CAP_NET_ADMIN
+		if err := unix.Capset(&hdr, &dropped[0]); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("capset: %w", err)
+			return
+		}
+		err := withoutNetAdmin(a, b, d)
+		// Restore the thread (the capability is still permitted) before
+		// handing it back to the scheduler. Should that fail, the thread
+		// stays locked and the runtime retires it with this goroutine;
+		// the main thread it could only park, so other tests would then
+		// see the reduced set in /proc/self/status and skip.
+		if rerr := unix.Capset(&hdr, &orig[0]); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("restoring capabilities: %w", rerr))
+		} else {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
 	}()
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
+	if !hasNetAdmin() {
+		t.Fatal("CAP_NET_ADMIN still missing from the process after the test")
+	}
+}
+
+func withoutNetAdmin(a, b *transport.Conn, d []byte) error {
+	for _, dst := range []transport.Addr{{Port: b.LocalPort()}, {Group: 2}} {
+		err := a.Send(dst, d)
+		if !errors.Is(err, transport.ErrPermission) || !errors.Is(err, unix.EPERM) {
+			return fmt.Errorf("send to %+v without CAP_NET_ADMIN: %v, want ErrPermission wrapping EPERM", dst, err)
+		}
+	}
+	// The kernel (port 0) is open to all.
+	if err := a.Send(transport.Addr{}, d); err != nil {
+		return fmt.Errorf("send to the kernel without CAP_NET_ADMIN: %v", err)
+	}
+	if err := a.JoinGroup(2); !errors.Is(err, transport.ErrPermission) {
+		return fmt.Errorf("join even group 2 without CAP_NET_ADMIN: %v, want ErrPermission", err)
+	}
+	// The cn_bind quirk: odd groups are open to all.
+	if err := a.JoinGroup(3); err != nil {
+		return fmt.Errorf("join odd group 3 without CAP_NET_ADMIN: %v", err)
+	}
+	return a.LeaveGroup(3)
 }
 
 // cn_proc (include/uapi/linux/cn_proc.h): the one connector id every
