@@ -492,15 +492,17 @@ func (s *suite) overrun(t *testing.T) {
 	}
 	close(got2)
 	<-done
+	if foreign > 0 {
+		// Another process multicast on the same group meanwhile: its
+		// datagrams took queue space and may have caused more overruns.
+		t.Logf("%d foreign datagrams on group %d: %d overrun reports, %d of %d burst datagrams queued", foreign, g, overruns, seen, burst)
+		return
+	}
 	if seen == 0 || seen >= burst {
 		t.Errorf("%d of the %d burst datagrams were queued; want some but not all", seen, burst)
 	}
 	if overruns != 1 {
-		if foreign == 0 {
-			t.Errorf("%d overrun reports before the queue drained, want exactly 1", overruns)
-		} else {
-			t.Logf("%d overrun reports with %d foreign datagrams on group %d: another process shares the group", overruns, foreign, g)
-		}
+		t.Errorf("%d overrun reports before the queue drained, want exactly 1", overruns)
 	}
 }
 
