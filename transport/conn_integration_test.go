@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log"
 	"math/rand/v2"
 	"os"
 	"runtime"
@@ -191,6 +192,60 @@ func sendRetry(t *testing.T, c *transport.Conn, dst transport.Addr, b []byte) {
 			t.Fatalf("Send to %+v: %v", dst, err)
 		}
 		time.Sleep(200 * time.Microsecond)
+	}
+}
+
+// ExampleOpen sends one connector message between two sockets of this
+// process. Sending to a user port needs CAP_NET_ADMIN, so the example has
+// no output to check.
+func ExampleOpen() {
+	rx, err := transport.Open(transport.Config{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer rx.Close()
+	tx, err := transport.Open(transport.Config{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer tx.Close()
+
+	msg, err := transport.AppendFrame(nil, &transport.Frame{
+		NlType:  transport.NlmsgDone,
+		ID:      transport.CbID{Idx: 0x10000, Val: 1},
+		Seq:     1,
+		Payload: []byte("hello"),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for {
+		err := tx.Send(transport.Addr{Port: rx.LocalPort()}, msg)
+		if errors.Is(err, transport.ErrPeerBusy) {
+			// The kernel never tells a sender that the peer drained:
+			// retry on a timer.
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		if err != nil {
+			log.Fatal(err)
+		}
+		break
+	}
+
+	buf := make([]byte, 64<<10)
+	for {
+		p, err := rx.Receive(buf)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if p.Overrun {
+			continue // multicast was lost; a unicast-only socket never sees this
+		}
+		for sc := transport.NewScanner(p.Data); sc.Next(); {
+			fmt.Printf("port %d (pid %d) says %q\n", p.From, p.Creds.PID, sc.Frame().Payload)
+		}
+		return
 	}
 }
 
