@@ -3,6 +3,7 @@ package reliable
 import (
 	"context"
 	"errors"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -11,27 +12,85 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/cnlink/cnlink/transport"
 )
 
-// instrumentationName names cnlink's meter and tracer.
+// This file connects an endpoint to OpenTelemetry. docs/OBSERVABILITY.md
+// lists every instrument; keep the two in step.
+//
+// Cost model. Counters and gauges are observable: the engine only bumps
+// atomics (most of which it keeps for Stats anyway) and the SDK reads them
+// in a callback at collection time, so they cost no call and no allocation
+// per message, and nothing at all with the default no-op provider beyond
+// the atomics. Histograms are recorded per acknowledgement (round-trip
+// time, delivery latency) or per datagram (coalescing), never per message,
+// and only when the SDK says that someone listens (Enabled). Attribute sets
+// are built once, when the endpoint is created.
+//
+// Every series carries cnlink.local.port, the endpoint's netlink port, so
+// that several endpoints in one process report separate series instead of
+// colliding (the OpenTelemetry API forbids two observations of one
+// instrument with one attribute set in a collection).
+
+// instrumentationName names cnlink's meter and tracer (the instrumentation
+// scope), as OpenTelemetry asks: the import path of the instrumented
+// package.
 const instrumentationName = "github.com/cnlink/cnlink/reliable"
 
-// instruments connects an endpoint to OpenTelemetry. Counters are
-// observable: the hot path only bumps atomics that the SDK reads at
-// collection time, so metrics cost no allocation and no call per message.
-// Histograms are recorded per acknowledgement (RTT) and per datagram
-// (batch size), never per message.
-type instruments struct {
-	tracer      trace.Tracer
-	rttHist     metric.Float64Histogram
-	batchHist   metric.Int64Histogram
-	deliverHist metric.Float64Histogram
-	reg         metric.Registration
+// Attribute keys. Names follow OpenTelemetry's attribute naming rules:
+// namespaced under cnlink., lower snake_case within a component;
+// network.io.direction is the semantic-convention attribute for it.
+const (
+	attrLocalPort = attribute.Key("cnlink.local.port")
+	attrPeerPort  = attribute.Key("cnlink.peer.port")
+	attrChannel   = attribute.Key("cnlink.channel")
+	attrInitiator = attribute.Key("cnlink.session.initiator")
+	attrCause     = attribute.Key("cnlink.retransmission.cause")
+	attrReject    = attribute.Key("cnlink.reject.reason")
+	attrClose     = attribute.Key("cnlink.close.reason")
+	attrState     = attribute.Key("cnlink.handshake.state")
+	attrDirection = attribute.Key("network.io.direction")
+)
 
+// Span and span-event names.
+const (
+	spanSession    = "cnlink.session"
+	spanRequest    = "cnlink.request"
+	eventHandshake = "cnlink.handshake"
+	eventClose     = "cnlink.close"
+	eventReset     = "cnlink.reset"
+)
+
+// instruments holds an endpoint's OpenTelemetry state. Fields are grouped
+// by the goroutine that writes them, each group on its own cache lines, so
+// that the owner's counters and the pumps' counters do not share a line.
+type instruments struct {
+	tracer     trace.Tracer
+	rttHist    metric.Float64Histogram
+	delivHist  metric.Float64Histogram
+	sizeHist   metric.Int64Histogram
+	framesHist metric.Int64Histogram
+	recOpts    []metric.RecordOption // the endpoint's attribute set, for Record
+	spanAttrs  []attribute.KeyValue  // attributes every span starts with
+	reg        metric.Registration
+
+	_ [64]byte
+	// Written by the owner goroutine, read by the metrics callback.
 	msgsSent, bytesSent, msgsRecv, bytesRecv atomic.Uint64
 	retransTimeout, retransFast, dups        atomic.Uint64
-	delivered, opened, active, inflight      atomic.Int64
+	opened                                   atomic.Uint64
+	active, inflight, capacity, reordered    atomic.Int64
 	closed                                   [numCloseReasons]atomic.Uint64
+	// Owner only: the oldest first transmission among the messages the
+	// acknowledgement being processed released (see acked, ackDone).
+	ackOldest time.Duration
+	ackAny    bool
+
+	_ [64]byte
+	// Written by the session pumps.
+	delivered, deliveredBytes atomic.Int64
+	_                         [64]byte
 }
 
 type closeReason int
@@ -61,6 +120,16 @@ func closeReasonOf(err error) closeReason {
 	return closeLocal
 }
 
+// Histogram bucket boundaries. Netlink round trips on one machine are
+// microseconds; delivery latency adds loss recovery, whose retransmission
+// timeouts back off to seconds.
+var (
+	rttBuckets      = []float64{2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.01, 0.02, 0.05, 0.1}
+	deliveryBuckets = []float64{1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5}
+	sizeBuckets     = []float64{64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536}
+	framesBuckets   = []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}
+)
+
 func newInstruments(c *Config, e *Endpoint) *instruments {
 	mp := c.MeterProvider
 	if mp == nil {
@@ -70,90 +139,179 @@ func newInstruments(c *Config, e *Endpoint) *instruments {
 	if tp == nil {
 		tp = otel.GetTracerProvider()
 	}
-	in := &instruments{tracer: tp.Tracer(instrumentationName)}
+	local := attrLocalPort.Int64(int64(e.tr.LocalPort()))
+	in := &instruments{
+		tracer:    tp.Tracer(instrumentationName),
+		spanAttrs: []attribute.KeyValue{local},
+	}
+	base := attribute.NewSet(local)
+	in.recOpts = []metric.RecordOption{metric.WithAttributeSet(base)}
 	m := mp.Meter(instrumentationName)
-	// Instrument creation errors only happen with invalid names; the
-	// returned instrument is then a no-op, which is the right fallback.
+
+	// Instrument creation fails only for invalid names or units, which
+	// the tests rule out; the instrument returned then is a no-op, the
+	// right fallback for a library that must not fail on telemetry.
 	in.rttHist, _ = m.Float64Histogram("cnlink.rtt", metric.WithUnit("s"),
-		metric.WithDescription("Round-trip time samples (unambiguous: never from a retransmitted frame)"),
-		metric.WithExplicitBucketBoundaries(2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 5e-3, 2e-2, 0.1))
-	in.batchHist, _ = m.Int64Histogram("cnlink.datagram.size", metric.WithUnit("By"),
-		metric.WithDescription("Bytes per sent datagram (coalescing batch size)"),
-		metric.WithExplicitBucketBoundaries(64, 256, 1024, 4096, 16384, 32768, 65536))
-	in.deliverHist, _ = m.Float64Histogram("cnlink.request.duration", metric.WithUnit("s"),
-		metric.WithDescription("Request round trip as seen by the caller"))
+		metric.WithDescription("Round-trip time samples: one per acknowledgement that acknowledged a message sent only once (Karn's rule)"),
+		metric.WithExplicitBucketBoundaries(rttBuckets...))
+	in.delivHist, _ = m.Float64Histogram("cnlink.delivery.duration", metric.WithUnit("s"),
+		metric.WithDescription("Per acknowledgement that released messages: time since the first transmission of the oldest of them, loss recovery included"),
+		metric.WithExplicitBucketBoundaries(deliveryBuckets...))
+	in.sizeHist, _ = m.Int64Histogram("cnlink.datagram.size", metric.WithUnit("By"),
+		metric.WithDescription("Bytes per datagram sent (coalescing batch size in bytes)"),
+		metric.WithExplicitBucketBoundaries(sizeBuckets...))
+	in.framesHist, _ = m.Int64Histogram("cnlink.datagram.frames", metric.WithUnit("{frame}"),
+		metric.WithDescription("Frames per datagram sent (coalescing batch size in frames)"),
+		metric.WithExplicitBucketBoundaries(framesBuckets...))
 
 	counter := func(name, unit, desc string) metric.Int64ObservableCounter {
 		c, _ := m.Int64ObservableCounter(name, metric.WithUnit(unit), metric.WithDescription(desc))
 		return c
 	}
-	gauge := func(name, unit, desc string) metric.Int64ObservableGauge {
-		g, _ := m.Int64ObservableGauge(name, metric.WithUnit(unit), metric.WithDescription(desc))
+	// Current counts that add up across endpoints are up-down counters,
+	// as OpenTelemetry's conventions ask (a Prometheus gauge either way).
+	updown := func(name, unit, desc string) metric.Int64ObservableUpDownCounter {
+		g, _ := m.Int64ObservableUpDownCounter(name, metric.WithUnit(unit), metric.WithDescription(desc))
 		return g
 	}
-	msgs := counter("cnlink.messages", "{message}", "Application messages, by direction (sent, received, delivered)")
-	bytes := counter("cnlink.message.bytes", "By", "Application payload bytes, by direction (sent, received)")
-	retrans := counter("cnlink.retransmissions", "{frame}", "Frames sent again, by cause (timeout, fast)")
-	dups := counter("cnlink.duplicates", "{frame}", "Duplicate frames suppressed")
-	rejected := counter("cnlink.frames.rejected", "{frame}", "Frames or datagrams dropped, by reason")
-	overruns := counter("cnlink.overruns", "{event}", "Receive-queue overruns (ENOBUFS) reported by the transport")
-	eagain := counter("cnlink.peer_busy", "{event}", "Sends that met a full peer queue (EAGAIN)")
-	opened := counter("cnlink.sessions.opened", "{session}", "Sessions opened")
-	closedC := counter("cnlink.sessions.closed", "{session}", "Sessions closed, by reason")
-	inflight := gauge("cnlink.inflight", "{message}", "Messages sent and not yet acknowledged")
-	sessions := gauge("cnlink.sessions.active", "{session}", "Sessions open on the endpoint")
+	msgSent := counter("cnlink.messages.sent", "{message}", "Messages sent for the first time (Send, Request, Reply, and the end-of-stream marker of Close)")
+	msgRecv := counter("cnlink.messages.received", "{message}", "Messages received in order, each once, duplicates and gaps resolved")
+	msgDeliv := counter("cnlink.messages.delivered", "{message}", "Messages handed to the application: Recv, Requests, and replies returned by Request")
+	msgUndeliv := counter("cnlink.messages.undelivered", "{message}", "Messages received but dropped because their session ended before the application took them")
+	paySent := counter("cnlink.payload.sent", "By", "Message payload bytes sent for the first time")
+	payRecv := counter("cnlink.payload.received", "By", "Message payload bytes received in order")
+	payDeliv := counter("cnlink.payload.delivered", "By", "Message payload bytes handed to the application")
+	dgrams := counter("cnlink.datagrams", "{datagram}", "Datagrams sent (accepted by the transport) and received (handed to the protocol)")
+	retrans := counter("cnlink.retransmissions", "{message}", "Messages sent again, by cause: timeout (RTO expiry) or fast (loss detection, overrun repair)")
+	spurious := counter("cnlink.retransmissions.spurious", "{message}", "Retransmissions that the peer reported as duplicates: they were not needed")
+	dups := counter("cnlink.duplicates", "{message}", "Duplicate message frames received and suppressed")
+	rejected := counter("cnlink.rejected", "{frame}", "Frames or whole datagrams dropped on receipt, by reason")
+	overruns := counter("cnlink.overruns", "{overrun}", "Receive-queue overruns (ENOBUFS) reported by the transport: the kernel dropped datagrams")
+	busy := counter("cnlink.peer_busy", "{send}", "Sends refused because the peer's receive queue was full (EAGAIN); retried later")
+	sendErrs := counter("cnlink.send.errors", "{send}", "Sends that failed for another reason (peer gone, permission, too large)")
+	opened := counter("cnlink.sessions.opened", "{session}", "Sessions created: dialed or accepted")
+	closedC := counter("cnlink.sessions.closed", "{session}", "Sessions ended, by reason")
+	active := updown("cnlink.sessions.active", "{session}", "Sessions dialing or established")
+	inflight := updown("cnlink.window.inflight", "{message}", "Messages sent and not yet acknowledged (send-window occupancy)")
+	capacity := updown("cnlink.window.capacity", "{message}", "Send windows of the established sessions, summed")
+	reorder := updown("cnlink.reorder.buffered", "{message}", "Messages received out of order, waiting in reorder buffers for a gap to fill")
+	util, _ := m.Float64ObservableGauge("cnlink.window.utilization", metric.WithUnit("1"),
+		metric.WithDescription("cnlink.window.inflight / cnlink.window.capacity (0 when no session is established)"))
 
-	dir := func(d string) metric.ObserveOption {
-		return metric.WithAttributes(attribute.String("cnlink.direction", d))
+	with := func(kv ...attribute.KeyValue) metric.ObserveOption {
+		return metric.WithAttributeSet(attribute.NewSet(append(kv, local)...))
 	}
-	sentO, recvO, delivO := dir("sent"), dir("received"), dir("delivered")
-	toO := metric.WithAttributes(attribute.String("cnlink.cause", "timeout"))
-	fastO := metric.WithAttributes(attribute.String("cnlink.cause", "fast"))
+	all := with()
+	tx, rx := with(attrDirection.String("transmit")), with(attrDirection.String("receive"))
+	toO, fastO := with(attrCause.String("timeout")), with(attrCause.String("fast"))
 	var rejO [numRejectReasons]metric.ObserveOption
 	for i := range rejO {
-		rejO[i] = metric.WithAttributes(attribute.String("cnlink.reason", rejectReason(i).String()))
+		rejO[i] = with(attrReject.String(rejectReason(i).String()))
 	}
 	var closeO [numCloseReasons]metric.ObserveOption
 	for i := range closeO {
-		closeO[i] = metric.WithAttributes(attribute.String("cnlink.reason", closeNames[i]))
+		closeO[i] = with(attrClose.String(closeNames[i]))
 	}
-	i64 := func(v uint64) int64 { return int64(v) }
+	u := func(v uint64) int64 { return int64(min(v, math.MaxInt64)) }
+	st := &e.stats
 	in.reg, _ = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		o.ObserveInt64(msgs, i64(in.msgsSent.Load()), sentO)
-		o.ObserveInt64(msgs, i64(in.msgsRecv.Load()), recvO)
-		o.ObserveInt64(msgs, in.delivered.Load(), delivO)
-		o.ObserveInt64(bytes, i64(in.bytesSent.Load()), sentO)
-		o.ObserveInt64(bytes, i64(in.bytesRecv.Load()), recvO)
-		o.ObserveInt64(retrans, i64(in.retransTimeout.Load()), toO)
-		o.ObserveInt64(retrans, i64(in.retransFast.Load()), fastO)
-		o.ObserveInt64(dups, i64(in.dups.Load()))
-		for i := range e.stats.rejected {
-			if v := e.stats.rejected[i].Load(); v > 0 {
-				o.ObserveInt64(rejected, i64(v), rejO[i])
+		o.ObserveInt64(msgSent, u(in.msgsSent.Load()), all)
+		o.ObserveInt64(msgRecv, u(in.msgsRecv.Load()), all)
+		o.ObserveInt64(msgDeliv, in.delivered.Load(), all)
+		o.ObserveInt64(msgUndeliv, u(st.undelivered.Load()), all)
+		o.ObserveInt64(paySent, u(in.bytesSent.Load()), all)
+		o.ObserveInt64(payRecv, u(in.bytesRecv.Load()), all)
+		o.ObserveInt64(payDeliv, in.deliveredBytes.Load(), all)
+		o.ObserveInt64(dgrams, u(st.datagramsSent.Load()), tx)
+		o.ObserveInt64(dgrams, u(st.datagramsRecv.Load()), rx)
+		o.ObserveInt64(retrans, u(in.retransTimeout.Load()), toO)
+		o.ObserveInt64(retrans, u(in.retransFast.Load()), fastO)
+		o.ObserveInt64(spurious, u(st.spurious.Load()), all)
+		o.ObserveInt64(dups, u(in.dups.Load()), all)
+		for i := range st.rejected {
+			// Reasons never seen stay out: twelve zero series per
+			// endpoint would be noise.
+			if v := st.rejected[i].Load(); v > 0 {
+				o.ObserveInt64(rejected, u(v), rejO[i])
 			}
 		}
-		o.ObserveInt64(overruns, i64(e.stats.overruns.Load()))
-		o.ObserveInt64(eagain, i64(e.stats.eagain.Load()))
-		o.ObserveInt64(opened, in.opened.Load())
+		o.ObserveInt64(overruns, u(st.overruns.Load()), all)
+		o.ObserveInt64(busy, u(st.eagain.Load()), all)
+		o.ObserveInt64(sendErrs, u(st.sendErrors.Load()), all)
+		o.ObserveInt64(opened, u(in.opened.Load()), all)
 		for i := range in.closed {
-			o.ObserveInt64(closedC, i64(in.closed[i].Load()), closeO[i])
+			o.ObserveInt64(closedC, u(in.closed[i].Load()), closeO[i])
 		}
-		o.ObserveInt64(inflight, in.inflight.Load())
-		o.ObserveInt64(sessions, in.active.Load())
+		o.ObserveInt64(active, in.active.Load(), all)
+		fl, cp := in.inflight.Load(), in.capacity.Load()
+		o.ObserveInt64(inflight, fl, all)
+		o.ObserveInt64(capacity, cp, all)
+		o.ObserveInt64(reorder, in.reordered.Load(), all)
+		ratio := 0.0
+		if cp > 0 {
+			ratio = float64(fl) / float64(cp)
+		}
+		o.ObserveFloat64(util, ratio, all)
 		return nil
-	}, msgs, bytes, retrans, dups, rejected, overruns, eagain, opened, closedC, inflight, sessions)
+	}, msgSent, msgRecv, msgDeliv, msgUndeliv, paySent, payRecv, payDeliv, dgrams, retrans, spurious,
+		dups, rejected, overruns, busy, sendErrs, opened, closedC, active, inflight, capacity, reorder, util)
 	return in
 }
 
+// unregister stops reporting the endpoint: its series disappear from the
+// next collection, and the provider no longer holds the endpoint. Call it
+// once, when the endpoint has closed.
 func (in *instruments) unregister() {
 	if in.reg != nil {
 		_ = in.reg.Unregister()
+		in.reg = nil
 	}
 }
 
-func (in *instruments) sent(n int)     { in.msgsSent.Add(1); in.bytesSent.Add(uint64(n)) }
+// The methods below are the engine's hooks. Unless noted, they run on the
+// owner goroutine.
+
+// sent counts a message's first transmission.
+func (in *instruments) sent(n int) { in.msgsSent.Add(1); in.bytesSent.Add(uint64(n)) }
+
+// acked is called for every message an acknowledgement releases, with
+// the time of its first transmission (msgBuf.sentAt, stamped where the
+// window accepts it).
+func (in *instruments) acked(sentAt time.Duration) {
+	in.inflight.Add(-1)
+	if !in.ackAny || sentAt < in.ackOldest {
+		in.ackOldest, in.ackAny = sentAt, true
+	}
+}
+
+// ackDone records one delivery-latency sample for the acknowledgement just
+// processed, if it released messages.
+func (in *instruments) ackDone(now time.Duration) {
+	if !in.ackAny {
+		return
+	}
+	in.ackAny = false
+	if in.delivHist.Enabled(context.Background()) {
+		in.delivHist.Record(context.Background(), (now - in.ackOldest).Seconds(), in.recOpts...)
+	}
+}
+
+// received counts a message popped in order from a reorder buffer.
 func (in *instruments) received(n int) { in.msgsRecv.Add(1); in.bytesRecv.Add(uint64(n)) }
-func (in *instruments) dup()           { in.dups.Add(1) }
+
+// deliver counts a message of n bytes handed to the application. Any
+// goroutine (the pumps, and the owner for replies).
+func (in *instruments) deliver(n int) { in.delivered.Add(1); in.deliveredBytes.Add(int64(n)) }
+
+// reorder adds d to the messages held in reorder buffers.
+func (in *instruments) reorder(d int) {
+	if d != 0 {
+		in.reordered.Add(int64(d))
+	}
+}
+
+func (in *instruments) dup() { in.dups.Add(1) }
+
 func (in *instruments) retransmit(rto bool) {
 	if rto {
 		in.retransTimeout.Add(1)
@@ -161,51 +319,126 @@ func (in *instruments) retransmit(rto bool) {
 		in.retransFast.Add(1)
 	}
 }
+
+// batch records the size of a datagram sent.
 func (in *instruments) batch(n int) {
-	if in.batchHist.Enabled(context.Background()) {
-		in.batchHist.Record(context.Background(), int64(n))
-	}
-}
-func (in *instruments) rtt(d time.Duration) {
-	if in.rttHist.Enabled(context.Background()) {
-		in.rttHist.Record(context.Background(), d.Seconds())
+	if in.sizeHist.Enabled(context.Background()) {
+		in.sizeHist.Record(context.Background(), int64(n), in.recOpts...)
 	}
 }
 
+// datagram records a datagram sent: its size and how many frames it
+// coalesced. The frame count walks the netlink headers, a few loads per
+// frame, and only when someone listens.
+func (in *instruments) datagram(b []byte) {
+	in.batch(len(b))
+	if !in.framesHist.Enabled(context.Background()) {
+		return
+	}
+	n := 0
+	for sc := transport.NewScanner(b); sc.Next(); {
+		n++
+	}
+	in.framesHist.Record(context.Background(), int64(n), in.recOpts...)
+}
+
+func (in *instruments) rtt(d time.Duration) {
+	if in.rttHist.Enabled(context.Background()) {
+		in.rttHist.Record(context.Background(), d.Seconds(), in.recOpts...)
+	}
+}
+
+// sessionOpened counts a new session and starts its span, which lasts
+// until sessionClosed.
 func (in *instruments) sessionOpened(s *Session) {
 	in.opened.Add(1)
 	in.active.Add(1)
-	_, s.span = in.tracer.Start(context.Background(), "cnlink.session",
-		trace.WithAttributes(attribute.Int64("cnlink.peer.port", int64(s.key.port)),
-			attribute.String("cnlink.channel", s.key.ch.String()),
-			attribute.Bool("cnlink.initiator", s.initiator)))
+	attrs := append(in.spanAttrs[:len(in.spanAttrs):len(in.spanAttrs)],
+		attrPeerPort.Int64(int64(s.key.port)),
+		attrChannel.String(s.key.ch.String()),
+		attrInitiator.Bool(s.initiator))
+	_, s.span = in.tracer.Start(context.Background(), spanSession,
+		trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(attrs...))
 }
 
+// handshake marks a session established (how is "established" for the
+// dialer, "accepted" for the acceptor): the window is open from now on.
+func (in *instruments) handshake(s *Session, how string) {
+	if s.snd != nil {
+		in.capacity.Add(int64(s.snd.Window()))
+	}
+	if s.span != nil {
+		s.span.AddEvent(eventHandshake, trace.WithAttributes(attrState.String(how)))
+	}
+}
+
+// event adds a span event to the session's span. The handshake event is
+// handshake's: it also opens the session's window in the metrics.
+func (in *instruments) event(s *Session, name, what string) {
+	if name == eventHandshake {
+		in.handshake(s, what)
+		return
+	}
+	if s.span != nil {
+		s.span.AddEvent(name, trace.WithAttributes(attrState.String(what)))
+	}
+}
+
+// sessionClosed counts the end of a session, releases its share of the
+// gauges and ends its span. It runs before the session's state changes to
+// its final one.
 func (in *instruments) sessionClosed(s *Session, err error) {
 	r := closeReasonOf(err)
 	in.closed[r].Add(1)
 	in.active.Add(-1)
+	if s.state == stateEstablished && s.snd != nil {
+		in.capacity.Add(-int64(s.snd.Window()))
+	}
+	if s.rcv != nil {
+		in.reorder(-s.rcv.Buffered())
+	}
 	if s.span == nil {
 		return
 	}
-	name := "cnlink.close"
+	name := eventClose
 	if r == closePeerReset {
-		name = "cnlink.reset"
+		name = eventReset
 	}
-	s.span.AddEvent(name, trace.WithAttributes(attribute.String("cnlink.reason", closeNames[r])))
+	s.span.AddEvent(name, trace.WithAttributes(attrClose.String(closeNames[r])))
 	if r != closeLocal && r != closePeer {
 		s.span.SetStatus(codes.Error, err.Error())
 	}
 	s.span.End()
 }
 
-func (in *instruments) event(s *Session, name, what string) {
-	if s.span != nil {
-		s.span.AddEvent(name, trace.WithAttributes(attribute.String("cnlink.state", what)))
-	}
+// startRequest starts the span of one Session.Request.
+func (in *instruments) startRequest(ctx context.Context, s *Session) (context.Context, trace.Span) {
+	return in.tracer.Start(ctx, spanRequest, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attrLocalPort.Int64(int64(s.ep.tr.LocalPort())), attrPeerPort.Int64(int64(s.key.port))))
 }
 
-func (in *instruments) startRequest(ctx context.Context, s *Session) (context.Context, trace.Span) {
-	return in.tracer.Start(ctx, "cnlink.Request", trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(attribute.Int64("cnlink.peer.port", int64(s.key.port))))
+// requestFailed marks a Request's span as failed, with the error's kind
+// in error.type as OpenTelemetry's conventions ask.
+func (in *instruments) requestFailed(span trace.Span, err error) {
+	span.RecordError(err)
+	span.SetStatus(codes.Error, err.Error())
+	span.SetAttributes(attribute.String("error.type", errorType(err)))
+}
+
+// errorType names an error's kind for error.type: the sentinel it
+// matches, or the context error.
+func errorType(err error) string {
+	switch {
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "deadline_exceeded"
+	}
+	if r := closeReasonOf(err); r != closeLocal {
+		return closeNames[r]
+	}
+	if errors.Is(err, ErrClosed) {
+		return "closed"
+	}
+	return "_OTHER"
 }

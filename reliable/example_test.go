@@ -1,0 +1,83 @@
+package reliable_test
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/cnlink/cnlink/reliable"
+	"github.com/cnlink/cnlink/transport"
+	"github.com/cnlink/cnlink/transport/memnet"
+)
+
+// Two endpoints on an in-memory network (use transport.Open for real
+// netlink sockets) exchange messages and a request.
+func Example() {
+	net := memnet.New(memnet.Config{})
+	ta, _ := net.Open(0)
+	tb, _ := net.Open(0)
+	a, _ := reliable.NewEndpoint(ta, nil)
+	b, _ := reliable.NewEndpoint(tb, nil)
+	defer a.Close()
+	defer b.Close()
+	ctx := context.Background()
+
+	accepted := make(chan *reliable.Session)
+	go func() {
+		s, _ := b.Accept(ctx)
+		accepted <- s
+	}()
+	s, err := a.Dial(ctx, b.LocalPort(), transport.CbID{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	peer := <-accepted
+
+	_ = s.Send(ctx, []byte("one"))
+	_ = s.Send(ctx, []byte("two"))
+	fmt.Printf("peer got %q\n", <-peer.Recv())
+	fmt.Printf("peer got %q\n", <-peer.Recv())
+
+	go func() { // the peer answers requests
+		for {
+			select {
+			case r := <-peer.Requests():
+				_ = r.Reply(ctx, append([]byte("echo "), r.Data...))
+			case <-peer.Done():
+				return
+			}
+		}
+	}()
+	reply, err := s.Request(ctx, []byte("three"))
+	fmt.Printf("reply %q %v\n", reply, err)
+	fmt.Println("close:", s.Close())
+	<-peer.Done()
+	fmt.Println("peer:", peer.Err())
+	// Output:
+	// peer got "one"
+	// peer got "two"
+	// reply "echo three" <nil>
+	// close: <nil>
+	// peer: cnlink: session port=1 channel=1129204811:1: cnlink: peer closed the session
+}
+
+// Errors say why a session ended.
+func ExampleSession_Err() {
+	net := memnet.New(memnet.Config{})
+	ta, _ := net.Open(0)
+	tb, _ := net.Open(0)
+	a, _ := reliable.NewEndpoint(ta, nil)
+	b, _ := reliable.NewEndpoint(tb, nil)
+	defer a.Close()
+	ctx := context.Background()
+	go func() {
+		s, _ := b.Accept(ctx)
+		<-s.Done()
+	}()
+	s, _ := a.Dial(ctx, b.LocalPort(), transport.CbID{})
+	b.Close() // the peer goes away (it tells us)
+	<-s.Done()
+	fmt.Println(s.Err())
+	// Output:
+	// cnlink: session port=2 channel=1129204811:1: cnlink: session reset by peer: peer endpoint closed
+}
