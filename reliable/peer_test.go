@@ -124,9 +124,10 @@ func TestSquatterCannotInject(t *testing.T) {
 		if err := other.Send(transport.Addr{Port: p.a.LocalPort()}, forged); err != nil {
 			t.Fatal(err)
 		}
-		// 2. The peer dies; a squatter binds its port and guesses.
-		p.tb.Close()
+		// 2. The peer dies; a squatter binds its port at once (a is idle
+		// and has not noticed) and guesses.
 		synctest.Wait()
+		p.tb.Close()
 		sq, err := p.net.Open(bport)
 		if err != nil {
 			t.Fatal(err)
