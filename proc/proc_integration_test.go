@@ -52,7 +52,7 @@ type collector struct {
 	done chan struct{}
 
 	mu      sync.Mutex
-	events  []Event  // every event except those of foreign pids, when keep is set
+	events  []Event // every event except those of foreign pids, when keep is set
 	keep    func(Event) bool
 	losses  []Loss   // every loss report
 	lastTS  []uint64 // per CPU: timestamp of the last event received
