@@ -28,10 +28,14 @@ import (
 // and only when the SDK says that someone listens (Enabled). Attribute sets
 // are built once, when the endpoint is created.
 //
-// Every series carries cnlink.local.port, the endpoint's netlink port, so
-// that several endpoints in one process report separate series instead of
-// colliding (the OpenTelemetry API forbids two observations of one
-// instrument with one attribute set in a collection).
+// Counters and gauges carry cnlink.local.port, the endpoint's netlink
+// port, so that several endpoints in one process report separate series
+// instead of colliding (OpenTelemetry forbids two observations of one
+// instrument with one attribute set in a collection); an endpoint's series
+// go when it closes. Histograms are per process, without the port: a
+// distribution merges naturally across endpoints, and the SDK keeps every
+// histogram series it has seen, so per-endpoint ones would pile up as
+// endpoints come and go (each socket gets a new port).
 
 // instrumentationName names cnlink's meter and tracer (the instrumentation
 // scope), as OpenTelemetry asks: the import path of the instrumented
@@ -71,8 +75,7 @@ type instruments struct {
 	delivHist  metric.Float64Histogram
 	sizeHist   metric.Int64Histogram
 	framesHist metric.Int64Histogram
-	recOpts    []metric.RecordOption // the endpoint's attribute set, for Record
-	spanAttrs  []attribute.KeyValue  // attributes every span starts with
+	spanAttrs  []attribute.KeyValue // attributes every span starts with
 	reg        metric.Registration
 
 	_ [64]byte
@@ -144,8 +147,6 @@ func newInstruments(c *Config, e *Endpoint) *instruments {
 		tracer:    tp.Tracer(instrumentationName),
 		spanAttrs: []attribute.KeyValue{local},
 	}
-	base := attribute.NewSet(local)
-	in.recOpts = []metric.RecordOption{metric.WithAttributeSet(base)}
 	m := mp.Meter(instrumentationName)
 
 	// Instrument creation fails only for invalid names or units, which
@@ -292,7 +293,7 @@ func (in *instruments) ackDone(now time.Duration) {
 	}
 	in.ackAny = false
 	if in.delivHist.Enabled(context.Background()) {
-		in.delivHist.Record(context.Background(), (now - in.ackOldest).Seconds(), in.recOpts...)
+		in.delivHist.Record(context.Background(), (now - in.ackOldest).Seconds())
 	}
 }
 
@@ -323,7 +324,7 @@ func (in *instruments) retransmit(rto bool) {
 // batch records the size of a datagram sent.
 func (in *instruments) batch(n int) {
 	if in.sizeHist.Enabled(context.Background()) {
-		in.sizeHist.Record(context.Background(), int64(n), in.recOpts...)
+		in.sizeHist.Record(context.Background(), int64(n))
 	}
 }
 
@@ -339,12 +340,12 @@ func (in *instruments) datagram(b []byte) {
 	for sc := transport.NewScanner(b); sc.Next(); {
 		n++
 	}
-	in.framesHist.Record(context.Background(), int64(n), in.recOpts...)
+	in.framesHist.Record(context.Background(), int64(n))
 }
 
 func (in *instruments) rtt(d time.Duration) {
 	if in.rttHist.Enabled(context.Background()) {
-		in.rttHist.Record(context.Background(), d.Seconds(), in.recOpts...)
+		in.rttHist.Record(context.Background(), d.Seconds())
 	}
 }
 
