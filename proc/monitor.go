@@ -169,8 +169,8 @@ type Monitor struct {
 	listened atomic.Bool // a LISTEN was sent: send IGNORE at the end
 
 	stopOnce  sync.Once
-	stopAfter func() bool // stops the context.AfterFunc
-	cause     error       // why it ended; written once before stop closes
+	stopAfter atomic.Pointer[func() bool] // stops the context.AfterFunc
+	cause     error                       // why it ended; written once before stop closes
 	closeErr  error
 
 	st struct {
@@ -236,9 +236,13 @@ func Listen(ctx context.Context, cfg Config) (*Monitor, error) {
 		}
 	}
 	m := newMonitor(cfg, tr)
-	m.stopAfter = context.AfterFunc(ctx, func() {
+	// The callback may run before AfterFunc returns (a context cancelled
+	// meanwhile), hence the atomic: shutdown then finds nothing to stop,
+	// and nothing needs stopping.
+	stop := context.AfterFunc(ctx, func() {
 		m.shutdown(fmt.Errorf("cnlink/proc: %w", context.Cause(ctx)))
 	})
+	m.stopAfter.Store(&stop)
 	go m.read()
 	go m.flush()
 	if err := m.subscribe(ctx); err != nil {
@@ -351,8 +355,8 @@ func (m *Monitor) Close() error {
 func (m *Monitor) shutdown(cause error) {
 	m.stopOnce.Do(func() {
 		m.cause = cause
-		if m.stopAfter != nil {
-			m.stopAfter()
+		if stop := m.stopAfter.Load(); stop != nil {
+			(*stop)()
 		}
 		if m.listened.Load() {
 			// Best effort: the socket is about to go anyway.
