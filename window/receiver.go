@@ -234,9 +234,11 @@ func (r *Receiver[T]) sackRanges() []Range {
 	}
 	var first Range
 	hasFirst := false
-	if r.cum.Less(r.recent) {
-		// recent lies in (Cum, highest] and is held: only Pop clears bits,
-		// and only below Cum.
+	if r.cum.Less(r.recent) && r.recent.LessEq(r.highest) && r.have.get(r.recent) {
+		// recent lies in (Cum, highest] and is held. (It always is when it
+		// comes after Cum, since only Pop clears bits and only below Cum;
+		// the checks guard against a recent left 2^31 behind by a long run
+		// of in-order arrivals, which reads as ahead.)
 		lo := r.recent.Add(1 - r.have.runDown(r.recent, r.recent.Sub(r.cum), true))
 		hi := r.recent.Add(r.have.runUp(r.recent, r.highest.Sub(r.recent)+1, true) - 1)
 		first, hasFirst = Range{lo, hi}, true
@@ -277,7 +279,7 @@ func (r *Receiver[T]) AppendMissing(dst []Range, max int) []Range {
 // the end of a session.
 func (r *Receiver[T]) Drain(release func(T)) {
 	var zero T
-	if r.base.Less(r.highest) || r.base == r.highest {
+	if r.base.LessEq(r.highest) {
 		n := r.highest.Sub(r.base) + 1
 		for k := 0; k < n; k++ {
 			seq := r.base.Add(k)

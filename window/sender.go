@@ -180,8 +180,8 @@ type Sender[T any] struct {
 	acked bitRing // acknowledged records in [base, next)
 	lost  bitRing // records in the lost list
 
-	window    int
-	reoMin    time.Duration
+	window int
+	reoMin time.Duration
 
 	// Packet threshold: configured, current (adapted to observed
 	// reordering) and cap, with the loss episodes left before the current
@@ -231,22 +231,22 @@ func NewSender[T any](isn Seq, cfg SenderConfig) *Sender[T] {
 	cfg = cfg.withDefaults()
 	size := ringSize(cfg.Window)
 	return &Sender[T]{
-		recs:      make([]sentRecord[T], size),
-		mask:      uint32(size - 1),
-		acked:     newBitRing(size),
-		lost:      newBitRing(size),
-		window:    cfg.Window,
+		recs:          make([]sentRecord[T], size),
+		mask:          uint32(size - 1),
+		acked:         newBitRing(size),
+		lost:          newBitRing(size),
+		window:        cfg.Window,
 		pktThreshBase: uint64(cfg.PacketThreshold),
 		pktThresh:     uint64(cfg.PacketThreshold),
 		pktThreshMax:  uint64(cfg.MaxPacketThreshold),
-		reoMin:    cfg.ReorderWindowMin,
-		base:      isn,
-		next:      isn,
-		limit:     isn.Add(cfg.Window),
-		lostFrom:  isn,
-		flight:    emptyList,
-		lostList:  emptyList,
-		reoMult:   1,
+		reoMin:        cfg.ReorderWindowMin,
+		base:          isn,
+		next:          isn,
+		limit:         isn.Add(cfg.Window),
+		lostFrom:      isn,
+		flight:        emptyList,
+		lostList:      emptyList,
+		reoMult:       1,
 	}
 }
 
@@ -285,7 +285,15 @@ func (s *Sender[T]) Push(now time.Duration, v T) Seq {
 	seq := s.next
 	i := uint32(seq) & s.mask
 	s.xmits++
-	s.recs[i] = sentRecord[T]{v: v, sentAt: now, xmit: s.xmits, seq: seq, flags: fPushed}
+	r := &s.recs[i]
+	// Field by field: a composite literal would be built and then copied
+	// whole, which costs more than the rest of Push.
+	r.v = v
+	r.sentAt = now
+	r.xmit = s.xmits
+	r.seq = seq
+	r.lostGap = 0
+	r.flags = fPushed
 	s.linkTail(&s.flight, i)
 	s.next++
 	s.unacked++
@@ -322,8 +330,8 @@ func (s *Sender[T]) OnAck(now time.Duration, a Ack, release func(seq Seq, v T)) 
 	}
 	st := ackState{rackXmit: s.rackXmit}
 	stale := a.Cum.Less(s.base)
-	if !stale && a.Cum != s.base {
-		s.ackRange(now, s.base, a.Cum.Add(-1), release, &res, &st)
+	if !stale {
+		res.Acked += s.ackCum(now, a.Cum, release, &st)
 	}
 	ranges := a.Ranges
 	if len(ranges) > MaxAckRanges {
@@ -425,6 +433,23 @@ func (s *Sender[T]) OnAck(now time.Duration, a Ack, release func(seq Seq, v T)) 
 // stream of duplicate reports from overflowing the counter.
 const maxReoMult = 64
 
+// ackCum acknowledges every record before cum, which lies in [base, next],
+// and moves base to cum. It returns how many records it acknowledged. This
+// is the path of every message in the steady state, so it sets no bit for
+// what it acknowledges and clears the bits of what was SACKed before.
+func (s *Sender[T]) ackCum(now time.Duration, cum Seq, release func(Seq, T), st *ackState) int {
+	n := 0
+	for ; s.base != cum; s.base++ {
+		if s.acked.get(s.base) {
+			s.acked.clear(s.base)
+			continue
+		}
+		s.ackOne(now, s.base, release, st)
+		n++
+	}
+	return n
+}
+
 // ackRange acknowledges every unacknowledged record in [lo, hi], which lies
 // within [base, next).
 func (s *Sender[T]) ackRange(now time.Duration, lo, hi Seq, release func(Seq, T), res *AckResult, st *ackState) {
@@ -434,17 +459,19 @@ func (s *Sender[T]) ackRange(now time.Duration, lo, hi Seq, release func(Seq, T)
 		if k >= n {
 			break
 		}
-		s.ackOne(now, lo.Add(k), release, st)
+		seq := lo.Add(k)
+		s.acked.set(seq)
+		s.ackOne(now, seq, release, st)
 		res.Acked++
 	}
 }
 
-// ackOne acknowledges the unacknowledged record seq.
+// ackOne acknowledges the unacknowledged record seq. The caller sets its
+// acked bit, or moves base past it.
 func (s *Sender[T]) ackOne(now time.Duration, seq Seq, release func(Seq, T), st *ackState) {
 	i := uint32(seq) & s.mask
 	r := &s.recs[i]
-	s.acked.set(seq)
-	if s.lost.get(seq) {
+	if s.nlost != 0 && s.lost.get(seq) {
 		// Declared lost but delivered after all (a spurious loss
 		// declaration, caught before the retransmission).
 		s.lost.clear(seq)
