@@ -59,6 +59,7 @@ type Endpoint struct {
 	rstScr    []byte
 	ackRanges []window.Range
 	parsedAck wire.Ack
+	lastSess  *Session // cache of the last session looked up by handleFrame
 }
 
 // rxBuf carries one received datagram from the reader to the owner.

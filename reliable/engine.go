@@ -16,7 +16,12 @@ import (
 // handleFrame dispatches one valid cnlink frame from port from.
 func (e *Endpoint) handleFrame(from uint32, f *wire.Parsed, now time.Duration) {
 	k := key{port: from, ch: f.ID}
-	s := e.sessions[k]
+	// Consecutive frames almost always belong to the same session.
+	s := e.lastSess
+	if s == nil || s.key != k {
+		s = e.sessions[k]
+		e.lastSess = s
+	}
 	typ := f.Header.Type
 	if typ == wire.TypeSyn {
 		e.onSyn(k, s, f, now)
@@ -321,7 +326,7 @@ func (s *Session) releaseMsg(_ window.Seq, m *msgBuf) {
 	if m.flags&wire.FlagFin != 0 {
 		s.finAcked = true
 	}
-	putMsg(m)
+	s.recycle(m)
 }
 
 func (e *Endpoint) onAck(s *Session, f *wire.Parsed, now time.Duration) {
@@ -341,6 +346,7 @@ func (e *Endpoint) onAck(s *Session, f *wire.Parsed, now time.Duration) {
 	}
 	e.ackRanges = a.Ranges
 	res := s.snd.OnAck(now, a, s.release)
+	s.freeBatch()
 	if res.Acked > 0 {
 		s.probes, s.rtoFrom = 0, 0
 	}
@@ -640,10 +646,9 @@ func (e *Endpoint) beginClose(s *Session) {
 		e.endSession(s, &SessionError{Port: s.key.port, Channel: s.key.ch.String(), Kind: ErrClosed}, false, now)
 		return
 	}
-	m := getMsg(nil)
-	m.typ = wire.TypeData
-	m.flags = wire.FlagFin
 	s.mu.Lock()
+	m := s.newMsgLocked(nil, wire.TypeData)
+	m.flags = wire.FlagFin
 	s.sendQ = append(s.sendQ, m) // past sendCap on purpose: the FIN must fit
 	s.mu.Unlock()
 	s.closeAt = now + e.cfg.CloseTimeout
@@ -685,10 +690,9 @@ func (e *Endpoint) endSession(s *Session, err error, timeWait bool, now time.Dur
 		if m.reply != nil {
 			m.reply <- replyMsg{err: err}
 		}
-		putMsg(m)
 	}
 	if s.snd != nil {
-		s.snd.Drain(func(_ window.Seq, m *msgBuf) { e.m.inflight.Add(-1); putMsg(m) })
+		s.snd.Drain(func(_ window.Seq, m *msgBuf) { e.m.inflight.Add(-1) })
 	}
 	for k, ch := range s.replyWait {
 		ch <- replyMsg{err: err}
@@ -718,6 +722,9 @@ func (e *Endpoint) remove(s *Session) {
 	}
 	if e.sessions[s.key] == s {
 		delete(e.sessions, s.key)
+	}
+	if e.lastSess == s {
+		e.lastSess = nil
 	}
 	e.timers.schedule(s, noDeadline)
 	o := s.out

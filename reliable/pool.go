@@ -1,23 +1,20 @@
 package reliable
 
 import (
-	"math/bits"
-	"sync"
-
 	"github.com/cnlink/cnlink/wire"
 )
 
 // msgBuf is one queued or in-flight outgoing message. It owns a copy of
-// the caller's bytes (Send never keeps the caller's slice) and comes from a
-// size-class pool so that the send path does not allocate.
+// the caller's bytes (Send never keeps the caller's slice). msgBufs are
+// recycled through their session's free list, so the send path does not
+// allocate in steady state.
 type msgBuf struct {
 	b       []byte
-	typ     wire.Type // TypeData or TypeReply
-	flags   uint16
+	typ     wire.Type     // TypeData or TypeReply
+	flags   uint16        // wire flags (REQUEST, FIN)
 	replyTo uint32        // Reply: the request's DSN (cn_msg.seq of the Reply)
 	ackTo   uint32        // Reply: the request's cn_msg.ack + 1
 	reply   chan replyMsg // Request: where the Reply goes
-	class   int8          // pool class, -1 = not pooled
 }
 
 type replyMsg struct {
@@ -25,44 +22,43 @@ type replyMsg struct {
 	err  error
 }
 
-// Size classes 64 B .. 64 KiB, powers of two.
-const (
-	minClassShift = 6
-	numClasses    = 11
-)
+// maxPooledCap keeps rarely used big buffers out of the free list: the
+// list is bounded in entries (SendBuffer + Window), and this bounds it in
+// bytes too.
+const maxPooledCap = 8 << 10
 
-var msgPools [numClasses]sync.Pool
-
-func classOf(n int) int {
-	if n <= 1<<minClassShift {
-		return 0
-	}
-	return bits.Len(uint(n-1)) - minClassShift
-}
-
-// getMsg returns a msgBuf holding a copy of p.
-func getMsg(p []byte) *msgBuf {
-	c := classOf(len(p))
+// newMsgLocked returns a msgBuf holding a copy of p. s.mu is held.
+func (s *Session) newMsgLocked(p []byte, typ wire.Type) *msgBuf {
 	var m *msgBuf
-	if c < numClasses {
-		if v := msgPools[c].Get(); v != nil {
-			m = v.(*msgBuf)
-		} else {
-			m = &msgBuf{b: make([]byte, 0, 1<<(c+minClassShift)), class: int8(c)}
-		}
+	if n := len(s.free); n > 0 {
+		m = s.free[n-1]
+		s.free[n-1] = nil
+		s.free = s.free[:n-1]
 	} else {
-		m = &msgBuf{b: make([]byte, 0, len(p)), class: -1}
+		m = new(msgBuf)
 	}
 	m.b = append(m.b[:0], p...)
+	m.typ = typ
 	return m
 }
 
-// putMsg recycles m. The caller must hold the only reference.
-func putMsg(m *msgBuf) {
-	if m.class < 0 {
+// recycle collects a msgBuf the owner no longer needs; freeBatch returns
+// the collected ones to the free list under one lock.
+func (s *Session) recycle(m *msgBuf) {
+	*m = msgBuf{b: m.b[:0]}
+	if cap(m.b) <= maxPooledCap {
+		s.freeing = append(s.freeing, m)
+	}
+}
+
+func (s *Session) freeBatch() {
+	if len(s.freeing) == 0 {
 		return
 	}
-	m.typ, m.flags, m.replyTo, m.ackTo, m.reply = 0, 0, 0, 0, nil
-	m.b = m.b[:0]
-	msgPools[m.class].Put(m)
+	s.mu.Lock()
+	room := s.sendCap + s.ep.cfg.Window - len(s.free)
+	s.free = append(s.free, s.freeing[:max(0, min(room, len(s.freeing)))]...)
+	s.mu.Unlock()
+	clear(s.freeing)
+	s.freeing = s.freeing[:0]
 }

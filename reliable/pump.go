@@ -83,8 +83,7 @@ func (s *Session) deliver(d *delivery, blocking bool) bool {
 	if d.req != nil {
 		select {
 		case s.reqCh <- d.req:
-			s.stats.delivered.Add(1)
-			s.ep.m.delivered.Add(1)
+			s.countDelivered(1)
 			return true
 		default:
 		}
@@ -93,8 +92,7 @@ func (s *Session) deliver(d *delivery, blocking bool) bool {
 		}
 		select {
 		case s.reqCh <- d.req:
-			s.stats.delivered.Add(1)
-			s.ep.m.delivered.Add(1)
+			s.countDelivered(1)
 			return true
 		case <-s.pump.abandon:
 		case <-end:
@@ -104,8 +102,7 @@ func (s *Session) deliver(d *delivery, blocking bool) bool {
 	}
 	select {
 	case s.recvCh <- d.data:
-		s.stats.delivered.Add(1)
-		s.ep.m.delivered.Add(1)
+		s.countDelivered(1)
 		return true
 	default:
 	}
@@ -114,8 +111,7 @@ func (s *Session) deliver(d *delivery, blocking bool) bool {
 	}
 	select {
 	case s.recvCh <- d.data:
-		s.stats.delivered.Add(1)
-		s.ep.m.delivered.Add(1)
+		s.countDelivered(1)
 		return true
 	case <-s.pump.abandon:
 	case <-end:
@@ -130,16 +126,41 @@ func (s *Session) handToPump() {
 		return
 	}
 	p := &s.pump
-	p.backlog.Add(int64(len(s.delivering)))
-	p.mu.Lock()
-	p.items = append(p.items, s.delivering...)
-	p.mu.Unlock()
+	// Fast path: when the pump holds nothing, messages go straight into
+	// the application's channel while it has room, saving a goroutine
+	// hand-off. Order is kept: the pump only ever holds what came later.
+	i := 0
+	if p.backlog.Load() == 0 {
+		for ; i < len(s.delivering) && s.delivering[i].req == nil; i++ {
+			select {
+			case s.recvCh <- s.delivering[i].data:
+				continue
+			default:
+			}
+			break
+		}
+		if i > 0 {
+			s.countDelivered(i)
+		}
+	}
+	if rest := s.delivering[i:]; len(rest) > 0 {
+		p.backlog.Add(int64(len(rest)))
+		p.mu.Lock()
+		p.items = append(p.items, rest...)
+		p.mu.Unlock()
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
+	}
 	clear(s.delivering)
 	s.delivering = s.delivering[:0]
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
+}
+
+// countDelivered records n messages handed to the application.
+func (s *Session) countDelivered(n int) {
+	s.stats.delivered.Add(uint64(n))
+	s.ep.m.delivered.Add(int64(n))
 }
 
 func (s *Session) endPump() { s.pump.endOnce.Do(func() { close(s.pump.end) }) }

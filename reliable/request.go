@@ -35,15 +35,10 @@ func (r *Request) Reply(ctx context.Context, resp []byte) error {
 	if !r.replied.CompareAndSwap(false, true) {
 		return ErrAlreadyReplied
 	}
-	m := getMsg(resp)
-	m.typ = wire.TypeReply
-	m.replyTo = r.seq
-	m.ackTo = r.ack + 1
-	if err := r.s.enqueue(ctx, m); err != nil {
-		putMsg(m)
-		return err
-	}
-	return nil
+	return r.s.enqueue(ctx, resp, wire.TypeReply, 0, func(m *msgBuf) {
+		m.replyTo = r.seq
+		m.ackTo = r.ack + 1
+	}, nil)
 }
 
 // Request sends msg and waits for the peer's Reply. The reply is matched
@@ -56,12 +51,7 @@ func (s *Session) Request(ctx context.Context, msg []byte) ([]byte, error) {
 	ctx, span := s.ep.m.startRequest(ctx, s)
 	defer span.End()
 	ch := make(chan replyMsg, 1)
-	m := getMsg(msg)
-	m.typ = wire.TypeData
-	m.flags = wire.FlagRequest
-	m.reply = ch
-	if err := s.enqueue(ctx, m); err != nil {
-		putMsg(m)
+	if err := s.enqueue(ctx, msg, wire.TypeData, wire.FlagRequest, nil, ch); err != nil {
 		span.RecordError(err)
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/cnlink/cnlink/retry"
 	"github.com/cnlink/cnlink/transport"
 	"github.com/cnlink/cnlink/window"
+	"github.com/cnlink/cnlink/wire"
 )
 
 // Session is a reliable, ordered, exactly-once message stream with one
@@ -32,9 +33,10 @@ type Session struct {
 	sendQ     []*msgBuf // FIFO; sendQ[sendHead:] are waiting
 	sendHead  int
 	sendCap   int
-	endErr    error // once set, Send fails with it
-	closing   bool  // Close called: Send fails with ErrClosed
-	readyFlag bool  // listed in the endpoint's ready list
+	endErr    error     // once set, Send fails with it
+	closing   bool      // Close called: Send fails with ErrClosed
+	readyFlag bool      // listed in the endpoint's ready list
+	free      []*msgBuf // recycled buffers (see pool.go)
 	space     chan struct{}
 	flushers  []chan struct{}
 
@@ -73,6 +75,7 @@ type Session struct {
 	finAcked   bool
 	peerFin    bool
 	touched    bool
+	freeing    []*msgBuf     // released this turn, returned to the free list under one lock
 	probes     int           // RTO expiries answered by a probe since the last progress
 	rtoFrom    time.Duration // after a probe the RTO timer runs from here
 	myISN      window.Seq
@@ -146,13 +149,7 @@ func (s *Session) Send(ctx context.Context, msg []byte) error {
 	if len(msg) > s.maxMsg {
 		return &MessageSizeError{Size: len(msg), Max: s.maxMsg}
 	}
-	m := getMsg(msg)
-	m.typ = typeData
-	if err := s.enqueue(ctx, m); err != nil {
-		putMsg(m)
-		return err
-	}
-	return nil
+	return s.enqueue(ctx, msg, typeData, 0, nil, nil)
 }
 
 // SendBatch queues copies of msgs in order, as if by Send for each, with
@@ -181,9 +178,7 @@ func (s *Session) SendBatch(ctx context.Context, msgs [][]byte) (int, error) {
 		}
 		k := min(free, len(msgs)-n)
 		for _, msg := range msgs[n : n+k] {
-			m := getMsg(msg)
-			m.typ = typeData
-			s.sendQ = append(s.sendQ, m)
+			s.sendQ = append(s.sendQ, s.newMsgLocked(msg, typeData))
 		}
 		n += k
 		s.kickLocked()
@@ -202,8 +197,9 @@ func (s *Session) sendErrLocked() error {
 	return nil
 }
 
-// enqueue appends m to the send queue, waiting for space.
-func (s *Session) enqueue(ctx context.Context, m *msgBuf) error {
+// enqueue copies p into the send queue as a message of type typ, waiting
+// for space. fill, if set, completes the message under the lock.
+func (s *Session) enqueue(ctx context.Context, p []byte, typ wire.Type, flags uint16, fill func(*msgBuf), reply chan replyMsg) error {
 	for {
 		s.mu.Lock()
 		if err := s.sendErrLocked(); err != nil {
@@ -211,6 +207,12 @@ func (s *Session) enqueue(ctx context.Context, m *msgBuf) error {
 			return err
 		}
 		if len(s.sendQ)-s.sendHead < s.sendCap {
+			m := s.newMsgLocked(p, typ)
+			m.flags = flags
+			m.reply = reply
+			if fill != nil {
+				fill(m)
+			}
 			s.sendQ = append(s.sendQ, m)
 			s.kickLocked()
 			s.mu.Unlock()

@@ -55,7 +55,9 @@ type Parsed struct {
 
 // Parse validates and decodes the cnlink part of the frame that s (a
 // transport.Scanner) just yielded, given the datagram and the frame's start
-// offset in it. It checks the netlink type, the version and the CRC.
+// offset in it. It checks the netlink type, the version and the CRC. The
+// CRC check briefly writes to the datagram (and restores it), so the
+// datagram must not be shared with a concurrent reader.
 func Parse(datagram []byte, start int, tf *transport.Frame) (Parsed, error) {
 	if tf.NlType != transport.NlmsgDone {
 		return Parsed{}, ErrNotConnector
@@ -64,8 +66,9 @@ func Parse(datagram []byte, start int, tf *transport.Frame) (Parsed, error) {
 	if err != nil {
 		return Parsed{}, err
 	}
-	cn := datagram[start+transport.NlmsgHdrLen : start+transport.FrameHeaderLen]
-	if !VerifyCRC(cn, tf.Payload, h) {
+	// Verified in place, in one pass: the datagram buffer is the
+	// receiver's own.
+	if !verifyInPlace(datagram[start:start+transport.FrameHeaderLen+len(tf.Payload)], h.CRC) {
 		return Parsed{}, ErrChecksum
 	}
 	return Parsed{ID: tf.ID, Seq: tf.Seq, Ack: tf.Ack, Header: h, Body: tf.Payload[HeaderLen:]}, nil

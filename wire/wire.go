@@ -95,14 +95,8 @@ const crcOffset = transport.FrameHeaderLen + 4
 // nlmsg_len is checked structurally anyway.
 func Seal(frame []byte) {
 	ne.PutUint32(frame[crcOffset:], 0)
-	ne.PutUint32(frame[crcOffset:], checksum(frame))
-}
-
-func checksum(frame []byte) uint32 {
 	n := transport.FrameHeaderLen + int(ne.Uint16(frame[32:]))
-	c := crc32.Update(0, castagnoli, frame[transport.NlmsgHdrLen:crcOffset])
-	c = crc32.Update(c, castagnoli, zero4[:])
-	return crc32.Update(c, castagnoli, frame[crcOffset+4:n])
+	ne.PutUint32(frame[crcOffset:], crc32.Checksum(frame[transport.NlmsgHdrLen:n], castagnoli))
 }
 
 // ParseHeader decodes the cnlink header at the start of a cn_msg payload
@@ -132,6 +126,19 @@ func VerifyCRC(cn, p []byte, h Header) bool {
 	c = crc32.Update(c, castagnoli, zero4[:])
 	c = crc32.Update(c, castagnoli, p[8:])
 	return c == h.CRC
+}
+
+// verifyInPlace checks the CRC of the frame occupying b (from its
+// nlmsghdr to the end of its cn_msg payload) in one pass, by zeroing the
+// CRC field in place for the computation and restoring it after. b must
+// be writable and not read concurrently.
+func verifyInPlace(b []byte, want uint32) bool {
+	f := b[crcOffset : crcOffset+4]
+	saved := ne.Uint32(f)
+	ne.PutUint32(f, 0)
+	c := crc32.Checksum(b[transport.NlmsgHdrLen:], castagnoli)
+	ne.PutUint32(f, saved)
+	return c == want
 }
 
 // PutHeader writes h (with CRC zero) into p[:HeaderLen].
