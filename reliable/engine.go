@@ -274,16 +274,15 @@ func (e *Endpoint) onData(s *Session, dsn uint32, f *wire.Parsed, now time.Durat
 		return
 	}
 	it := rxItem{seq: f.Seq, ack: f.Ack, typ: uint8(f.Header.Type), flags: f.Header.Flags}
-	// The one allocation per message on the receive path: the copy the
-	// application will own.
-	it.data = make([]byte, len(f.Body))
-	copy(it.data, f.Body)
+	it.data = s.payloadCopy(f.Body)
 	switch s.rcv.Push(window.Seq(dsn), it) {
 	case window.Duplicate:
 		s.stats.dups.Add(1)
 		e.m.dup()
+		s.rpool.cache = append(s.rpool.cache, it.data[:0])
 	case window.OutOfWindow:
 		e.reject(rejectWindow)
+		s.rpool.cache = append(s.rpool.cache, it.data[:0])
 	}
 	e.needAck(s, dsn)
 	for {

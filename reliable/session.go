@@ -46,7 +46,8 @@ type Session struct {
 	doneCh chan struct{} // closed by the pump once deliveries are finished
 	err    atomic.Pointer[error]
 
-	pump pump
+	pump  pump
+	rpool recvPool
 
 	// Owner-only state below.
 	state      state

@@ -1,0 +1,87 @@
+package reliable
+
+import (
+	"context"
+	"sync"
+)
+
+// RecvBatch waits for at least one message and then fills dst with every
+// message already waiting, up to len(dst), without waiting more. It
+// returns the number of messages stored. It returns an error only when
+// nothing was received: ctx's error, or the session's end (messages that
+// arrived before the end are returned first).
+func (s *Session) RecvBatch(ctx context.Context, dst [][]byte) (int, error) {
+	if len(dst) == 0 {
+		return 0, nil
+	}
+	select {
+	case dst[0] = <-s.recvCh:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-s.doneCh:
+		// Deliveries are over; drain what is left.
+		select {
+		case dst[0] = <-s.recvCh:
+		default:
+			return 0, s.Err()
+		}
+	}
+	n := 1
+	for n < len(dst) {
+		select {
+		case dst[n] = <-s.recvCh:
+			n++
+			continue
+		default:
+		}
+		break
+	}
+	return n, nil
+}
+
+// Recycle hands a message received from this session back for reuse: its
+// memory will hold a later message. With every message recycled the
+// receive path allocates nothing. The caller must not touch msg (or
+// anything aliasing it) afterwards. Recycling is optional.
+func (s *Session) Recycle(msg []byte) {
+	if cap(msg) == 0 || cap(msg) > maxPooledCap {
+		return
+	}
+	r := &s.rpool
+	r.mu.Lock()
+	if len(r.free) < s.ep.cfg.Window {
+		r.free = append(r.free, msg[:0])
+	}
+	r.mu.Unlock()
+}
+
+// recvPool holds recycled receive buffers. The owner takes them in
+// batches so that it locks once per datagram at most.
+type recvPool struct {
+	mu    sync.Mutex
+	free  [][]byte
+	cache [][]byte // owner-only
+}
+
+// payloadCopy returns an application-owned copy of p (owner side).
+func (s *Session) payloadCopy(p []byte) []byte {
+	r := &s.rpool
+	if len(r.cache) == 0 {
+		r.mu.Lock()
+		r.cache, r.free = r.free, r.cache[:0]
+		r.mu.Unlock()
+	}
+	for len(r.cache) > 0 {
+		b := r.cache[len(r.cache)-1]
+		r.cache[len(r.cache)-1] = nil
+		r.cache = r.cache[:len(r.cache)-1]
+		if cap(b) >= len(p) {
+			return append(b, p...)
+		}
+	}
+	// The one allocation per message on the receive path when the
+	// application does not recycle: the copy it will own.
+	b := make([]byte, len(p))
+	copy(b, p)
+	return b
+}
