@@ -118,7 +118,7 @@ func (k *fakeKernel) emitLocked(cpu uint32, ev Event, ack uint32) Event {
 	b := frameOf(&ev)
 	filtered := false
 	for _, s := range k.state {
-		filtered = filtered || s.mask != MaskAll
+		filtered = filtered || s.mask != MaskAll || s.op != opListen
 	}
 	if !filtered {
 		// The common case, as the kernel does it: one multicast.

@@ -87,20 +87,20 @@ type Config struct {
 func (c *Config) validate() error {
 	var errs []error
 	if c.Events&^MaskAll != 0 {
-		errs = append(errs, fmt.Errorf("Events %#x has bits outside MaskAll", uint32(c.Events&^MaskAll)))
+		errs = append(errs, fmt.Errorf("bits %#x of Events are outside MaskAll", uint32(c.Events&^MaskAll)))
 	}
 	if c.Buffer < 0 {
-		errs = append(errs, fmt.Errorf("Buffer %d is negative", c.Buffer))
+		errs = append(errs, fmt.Errorf("negative Buffer %d", c.Buffer))
 	}
 	if c.ReadBuffer < 0 {
-		errs = append(errs, fmt.Errorf("ReadBuffer %d is negative", c.ReadBuffer))
+		errs = append(errs, fmt.Errorf("negative ReadBuffer %d", c.ReadBuffer))
 	}
 	if c.Probe != nil {
 		if err := c.Probe.Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("Probe: %w", err))
+			errs = append(errs, fmt.Errorf("in Probe: %w", err))
 		}
 		if c.Probe.GiveUpAfter == 0 {
-			errs = append(errs, errors.New("Probe.GiveUpAfter is zero: a kernel that never answers would hang Listen (use the context to bound it, or set a budget)"))
+			errs = append(errs, errors.New("zero Probe.GiveUpAfter: a kernel that never answers would hang Listen (set a budget; the context can end it sooner)"))
 		}
 	}
 	if len(errs) == 0 {
