@@ -116,6 +116,7 @@ func runSim(t *testing.T, seed uint64) {
 		nreleased int
 		arrivals  int
 		dropped   int
+		events    int
 		// RFC 6298 estimator, as the engine's retry package would run it.
 		srtt, rttvar time.Duration
 		hasRTT       bool
@@ -267,11 +268,15 @@ func runSim(t *testing.T, seed uint64) {
 			// idle; like a real engine, the receiver answers the sender's
 			// retransmissions, and the sender's timer guarantees they come.
 		}
-		if err := snd.check(); err != nil {
-			t.Fatal(err)
-		}
-		if err := rcv.check(); err != nil {
-			t.Fatal(err)
+		// The structural checks scan whole rings: run them often, not
+		// always, or the race detector makes this test crawl.
+		if events++; events%32 == 0 {
+			if err := snd.check(); err != nil {
+				t.Fatal(err)
+			}
+			if err := rcv.check(); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	st := snd.Stats()
