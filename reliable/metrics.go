@@ -2,6 +2,7 @@ package reliable
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"math"
 	"sync/atomic"
@@ -329,16 +330,21 @@ func (in *instruments) batch(n int) {
 }
 
 // datagram records a datagram sent: its size and how many frames it
-// coalesced. The frame count walks the netlink headers, a few loads per
-// frame, and only when someone listens.
+// coalesced. Counting walks the netlink length fields only (the engine
+// built the datagram, so they are sound): one load per frame, and only
+// when someone listens.
 func (in *instruments) datagram(b []byte) {
 	in.batch(len(b))
 	if !in.framesHist.Enabled(context.Background()) {
 		return
 	}
 	n := 0
-	for sc := transport.NewScanner(b); sc.Next(); {
-		n++
+	for off := 0; off+transport.FrameHeaderLen <= len(b); n++ {
+		l := int(binary.NativeEndian.Uint32(b[off:]))
+		if l < transport.FrameHeaderLen {
+			break
+		}
+		off += transport.Align(l)
 	}
 	in.framesHist.Record(context.Background(), int64(n))
 }
