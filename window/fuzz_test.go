@@ -145,7 +145,7 @@ func runFuzzOps(t *testing.T, data []byte) {
 func (fr *fuzzRun) pick(r *fuzzReader, n int) int { return int(r.byte()) % n }
 
 func (fr *fuzzRun) step(r *fuzzReader) {
-	op := r.byte() % 18
+	op := r.byte() % 19
 	switch op {
 	case 0, 16: // push
 		if fr.snd.CanSend() != fr.ms.canSend() {
@@ -246,6 +246,15 @@ func (fr *fuzzRun) step(r *fuzzReader) {
 		fr.log = append(fr.log, fmt.Sprintf("detectloss: %d", n))
 		if n != m {
 			fr.fatalf("DetectLoss = %d, model %d", n, m)
+		}
+	case 18: // a negative acknowledgement
+		base := fr.snd.Base()
+		rg := Range{base.Add(int(int8(r.byte()))), 0}
+		rg.End = rg.Start.Add(int(int8(r.byte())))
+		n, m := fr.snd.MarkLost(rg), fr.ms.markLost(rg)
+		fr.log = append(fr.log, fmt.Sprintf("marklost [%#x,%#x]: %d", uint32(rg.Start), uint32(rg.End), n))
+		if n != m {
+			fr.fatalf("MarkLost = %d, model %d", n, m)
 		}
 	case 14:
 		srtt := time.Duration(r.byte()) * 100 * time.Microsecond

@@ -219,6 +219,20 @@ func (m *refSender) markAllLost() int {
 	return n
 }
 
+func (m *refSender) markLost(r Range) int {
+	if r.End.Less(r.Start) {
+		return 0
+	}
+	n := 0
+	for _, q := range m.unacked() {
+		if rec := m.recs[q]; r.Contains(q) && !rec.lost {
+			rec.lost = true
+			n++
+		}
+	}
+	return n
+}
+
 func (m *refSender) popLost(now time.Duration) (Seq, uint64, bool) {
 	for _, q := range m.unacked() {
 		if rec := m.recs[q]; rec.lost {

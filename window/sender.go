@@ -165,11 +165,14 @@ var emptyList = list{noSlot, noSlot}
 //
 // Unacknowledged records sit in one of two lists ordered by transmission
 // number: the flight list (sent, outcome unknown) and the lost list (declared
-// lost, waiting for PopLost). Every record in the lost list was sent before
-// every record in the flight list, because records are declared lost from the
-// head of the flight list and every transmission joins its tail. Loss
-// detection therefore only ever looks at the head of the flight list, which
-// makes it O(1) per acknowledgement plus O(1) per lost record.
+// lost, waiting for PopLost). Every transmission joins the tail of the flight
+// list, so along it both transmission numbers and send times grow; if the
+// head of the flight list is not lost by either threshold, nothing after it
+// is. Loss detection therefore only looks at the head, which makes it O(1)
+// per acknowledgement plus O(1) per lost record. Beside the lists, bitmaps
+// over the ring mark which records are acknowledged and which are lost, so
+// that SACK ranges and the search for the lowest lost record go 64 records
+// at a time.
 //
 // A Sender is not safe for concurrent use; one goroutine (the engine's owner)
 // must own it. It does no I/O and never reads the clock: now is the caller's
@@ -603,11 +606,12 @@ func (s *Sender[T]) detectLoss(now time.Duration) int {
 		if !byPackets && now < r.sentAt+s.rackRTT+reo {
 			break
 		}
-		s.markLost(i)
-		r.lostGap = 0
-		if byPackets {
-			r.lostGap = uint16(min(gap, 1<<16-1))
+		s.unlink(&s.flight, i)
+		s.insertLost(i)
+		if !byPackets {
+			gap = 0
 		}
+		s.noteLost(i, gap)
 		n++
 	}
 	return n
@@ -645,23 +649,88 @@ func (s *Sender[T]) OnTimeout(now time.Duration) int {
 // returns how many records it declared lost.
 func (s *Sender[T]) MarkAllLost() int { return s.markAllLost() }
 
+// markAllLost moves the whole flight list into the lost list. Both are in
+// transmission order, so this is a merge.
 func (s *Sender[T]) markAllLost() int {
 	n := 0
+	at := noSlot // insert after this slot of the lost list (noSlot: at its head)
 	for s.flight.head != noSlot {
 		i := s.flight.head
-		s.markLost(i)
-		s.recs[i].lostGap = 0
+		x := s.recs[i].xmit
+		for {
+			nx := s.lostList.head
+			if at != noSlot {
+				nx = s.recs[at].next
+			}
+			if nx == noSlot || s.recs[nx].xmit > x {
+				break
+			}
+			at = nx
+		}
+		s.unlink(&s.flight, i)
+		s.insertAfter(&s.lostList, at, i)
+		at = i
+		s.noteLost(i, 0)
 		n++
 	}
 	return n
 }
 
-// markLost moves the record in slot i from the head of the flight list to
-// the tail of the lost list.
-func (s *Sender[T]) markLost(i uint32) {
+// MarkLost declares lost the unacknowledged records of r that are not lost
+// already, and returns how many. It is for negative acknowledgements: a
+// receiver that repairs by asking (a multicast subscriber's NACK, see
+// Receiver.AppendMissing) names what it misses, and the sender hands those
+// records out again through PopLost. The parts of r outside [Base, Next)
+// are ignored, as is a malformed r.
+func (s *Sender[T]) MarkLost(r Range) int {
+	if r.End.Less(r.Start) {
+		return 0
+	}
+	lo, hi := r.Start, r.End
+	if lo.Less(s.base) {
+		lo = s.base
+	}
+	if last := s.next.Add(-1); last.Less(hi) {
+		hi = last
+	}
+	n := 0
+	for k, span := 0, hi.Sub(lo)+1; k < span; k++ {
+		k += s.acked.runUp(lo.Add(k), span-k, true) // skip what is acknowledged
+		if k >= span {
+			break
+		}
+		seq := lo.Add(k)
+		if s.lost.get(seq) {
+			continue
+		}
+		i := uint32(seq) & s.mask
+		s.unlink(&s.flight, i)
+		s.insertLost(i)
+		s.noteLost(i, 0)
+		n++
+	}
+	return n
+}
+
+// insertLost links slot i into the lost list in transmission order. Records
+// are usually declared lost oldest first, so the walk back from the tail
+// stops at once; only records marked lost out of order by MarkLost make it
+// longer.
+func (s *Sender[T]) insertLost(i uint32) {
+	x := s.recs[i].xmit
+	at := s.lostList.tail
+	for at != noSlot && s.recs[at].xmit > x {
+		at = s.recs[at].prev
+	}
+	s.insertAfter(&s.lostList, at, i)
+}
+
+// noteLost does the bookkeeping of a record just moved into the lost list.
+// gap is how many transmissions later the acknowledged record that made the
+// packet threshold declare it lost was (0: declared lost otherwise).
+func (s *Sender[T]) noteLost(i uint32, gap uint64) {
 	r := &s.recs[i]
-	s.unlink(&s.flight, i)
-	s.linkTail(&s.lostList, i)
+	r.lostGap = uint16(min(gap, 1<<16-1))
 	s.lost.set(r.seq)
 	if s.nlost == 0 || r.seq.Less(s.lostFrom) {
 		s.lostFrom = r.seq
@@ -715,15 +784,19 @@ func (s *Sender[T]) PopLost(now time.Duration) (seq Seq, v T, ok bool) {
 
 // OldestSentAt returns the time of the latest transmission of the
 // earliest-sent unacknowledged record, lost ones included: the retransmission
-// timer should expire an RTO after it.
+// timer should expire an RTO after it. Both lists are in transmission order,
+// so it is the earlier of their heads.
 func (s *Sender[T]) OldestSentAt() (time.Duration, bool) {
-	switch {
-	case s.lostList.head != noSlot:
-		return s.recs[s.lostList.head].sentAt, true
-	case s.flight.head != noSlot:
-		return s.recs[s.flight.head].sentAt, true
+	switch f, l := s.flight.head, s.lostList.head; {
+	case f == noSlot && l == noSlot:
+		return 0, false
+	case f == noSlot:
+		return s.recs[l].sentAt, true
+	case l == noSlot:
+		return s.recs[f].sentAt, true
+	default:
+		return min(s.recs[f].sentAt, s.recs[l].sentAt), true
 	}
-	return 0, false
 }
 
 // Drain calls release for every unacknowledged record, in sequence order,
@@ -761,6 +834,25 @@ func (s *Sender[T]) linkTail(l *list, i uint32) {
 		s.recs[l.tail].next = i
 	}
 	l.tail = i
+}
+
+// insertAfter links slot i into l after slot at, or at the head if at is
+// noSlot.
+func (s *Sender[T]) insertAfter(l *list, at, i uint32) {
+	r := &s.recs[i]
+	r.prev = at
+	if at == noSlot {
+		r.next = l.head
+		l.head = i
+	} else {
+		r.next = s.recs[at].next
+		s.recs[at].next = i
+	}
+	if r.next == noSlot {
+		l.tail = i
+	} else {
+		s.recs[r.next].prev = i
+	}
 }
 
 func (s *Sender[T]) unlink(l *list, i uint32) {

@@ -699,6 +699,42 @@ func TestSenderMarkAllLost(t *testing.T) {
 	})
 }
 
+// TestSenderMarkLost checks negative acknowledgements: the records named
+// and unacknowledged become lost, in any order, and the lists stay in
+// transmission order for the other ways of losing records.
+func TestSenderMarkLost(t *testing.T) {
+	forISNs(t, "nack", func(t *testing.T, isn Seq) {
+		h := newSH(t, isn, SenderConfig{Window: 16, PacketThreshold: 100, ReorderWindowMin: time.Hour})
+		for off := range 10 {
+			h.push(time.Duration(off)*ms, off+1)
+		}
+		h.ack(10*ms, 0, [2]int{3, 3})
+		if n := h.s.MarkLost(Range{h.seq(7), h.seq(8)}); n != 2 {
+			t.Fatalf("MarkLost(7..8) = %d", n)
+		}
+		if n := h.s.MarkLost(Range{h.seq(1), h.seq(4)}); n != 3 {
+			t.Fatalf("MarkLost(1..4) = %d, want 3: 3 is acknowledged", n)
+		}
+		if n := h.s.MarkLost(Range{h.seq(2), h.seq(2)}); n != 0 {
+			t.Fatalf("MarkLost of a lost record = %d", n)
+		}
+		if n := h.s.MarkLost(Range{h.seq(-5), h.seq(-1)}) + h.s.MarkLost(Range{h.seq(20), h.seq(30)}) + h.s.MarkLost(Range{h.seq(5), h.seq(4)}); n != 0 {
+			t.Fatalf("MarkLost outside the window or malformed = %d", n)
+		}
+		if at, _ := h.s.OldestSentAt(); at != 0 {
+			t.Errorf("OldestSentAt = %v, want 0", at)
+		}
+		// An overrun now merges the rest (0, 5, 6, 9) into the lost list.
+		if n := h.s.MarkAllLost(); n != 4 {
+			t.Fatalf("MarkAllLost = %d, want 4", n)
+		}
+		h.check()
+		if got := h.popAll(20 * ms); !slices.Equal(got, []int{0, 1, 2, 4, 5, 6, 7, 8, 9}) {
+			t.Errorf("PopLost order %v", got)
+		}
+	})
+}
+
 // TestSenderLostThenAcked checks a record declared lost whose original
 // arrives before it is retransmitted: it is released once and no longer
 // waits for PopLost.
