@@ -44,7 +44,7 @@ type Conn struct {
 	// sender polling a busy peer then gets the same immutable error back
 	// instead of a fresh allocation per refused datagram.
 	errCache [2]*OpError
-	sent     counters
+	sent     sendCounters
 
 	_ [64]byte // keep the two directions off one cache line
 
@@ -59,13 +59,17 @@ type Conn struct {
 	recvN     int
 	recvErrno unix.Errno
 	doRecvFn  func(fd uintptr) bool
-	recvd     counters
+	recvd     recvCounters
 }
 
-// counters are one direction's share of ConnStats.
-type counters struct {
-	datagrams, bytes atomic.Uint64
-	a, b, c          atomic.Uint64 // send: busy, gone, -; receive: overruns, truncated, -
+// sendCounters and recvCounters are each direction's share of ConnStats.
+// They are atomic so that Stats can read them while traffic flows.
+type sendCounters struct {
+	datagrams, bytes, busy, gone atomic.Uint64
+}
+
+type recvCounters struct {
+	datagrams, bytes, overruns, truncated atomic.Uint64
 }
 
 var _ Transport = (*Conn)(nil)
@@ -153,8 +157,12 @@ func (c *Conn) LocalPort() uint32 { return c.port }
 // Send transmits datagram b to dst without ever waiting: the kernel never
 // signals a netlink sender writable after EAGAIN, so a full peer queue is
 // reported at once as ErrPeerBusy and the caller retries on a timer.
-// A dst with a Group also unicasts to dst.Port (0 being the kernel, which
-// parses the first frame and drops ids nobody registered).
+// A dst with a Group multicasts to the group's members (never back to
+// this socket) and then unicasts to dst.Port: port 0 is the kernel, which
+// parses the first frame and silently drops ids nobody registered. In a
+// non-initial network namespace there is no kernel connector socket, so
+// that unicast part fails with ErrPeerGone although the members got the
+// datagram.
 func (c *Conn) Send(dst Addr, b []byte) error {
 	if dst.Group > MaxGroup {
 		return &OpError{Op: "send", Addr: dst, Err: unix.EINVAL}
@@ -167,6 +175,7 @@ func (c *Conn) Send(dst Addr, b []byte) error {
 	c.sendSA.Pid = dst.Port
 	c.sendSA.Groups = groupMask(dst.Group)
 	c.sendBuf = b
+	c.sendErrno = 0
 	err := c.rc.Write(c.doSendFn)
 	c.sendBuf = nil // do not keep the caller's buffer reachable
 	errno := c.sendErrno
@@ -181,10 +190,10 @@ func (c *Conn) Send(dst Addr, b []byte) error {
 	case err != nil:
 		e = c.ioErr("send", dst, err)
 	case errno == unix.EAGAIN:
-		c.sent.a.Add(1)
+		c.sent.busy.Add(1)
 		e = c.cachedErr(0, dst, ErrPeerBusy, errno)
 	case errno == unix.ECONNREFUSED:
-		c.sent.b.Add(1)
+		c.sent.gone.Add(1)
 		e = c.cachedErr(1, dst, ErrPeerGone, errno)
 	default:
 		e = &OpError{Op: "send", Addr: dst, Kind: errnoKind(errno), Err: errno}
@@ -235,7 +244,7 @@ func (c *Conn) Receive(buf []byte) (Packet, error) {
 	switch c.recvErrno {
 	case 0:
 	case unix.ENOBUFS:
-		c.recvd.a.Add(1)
+		c.recvd.overruns.Add(1)
 		return Packet{Overrun: true}, nil
 	default:
 		return Packet{}, &OpError{Op: "receive", Kind: errnoKind(c.recvErrno), Err: c.recvErrno}
@@ -248,7 +257,7 @@ func (c *Conn) Receive(buf []byte) (Packet, error) {
 	}
 	if c.msg.Flags&unix.MSG_TRUNC != 0 {
 		p.Truncated = true
-		c.recvd.b.Add(1)
+		c.recvd.truncated.Add(1)
 	}
 	if cl := int(c.msg.Controllen); cl > 0 {
 		p.Creds = parseCreds(c.oob[:min(cl, oobLen)])
@@ -336,12 +345,12 @@ func (c *Conn) Stats() ConnStats {
 	return ConnStats{
 		DatagramsSent:     c.sent.datagrams.Load(),
 		BytesSent:         c.sent.bytes.Load(),
-		PeerBusy:          c.sent.a.Load(),
-		PeerGone:          c.sent.b.Load(),
+		PeerBusy:          c.sent.busy.Load(),
+		PeerGone:          c.sent.gone.Load(),
 		DatagramsReceived: c.recvd.datagrams.Load(),
 		BytesReceived:     c.recvd.bytes.Load(),
-		Overruns:          c.recvd.a.Load(),
-		Truncated:         c.recvd.b.Load(),
+		Overruns:          c.recvd.overruns.Load(),
+		Truncated:         c.recvd.truncated.Load(),
 	}
 }
 
