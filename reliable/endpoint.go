@@ -170,8 +170,13 @@ func (e *Endpoint) Dial(ctx context.Context, port uint32, ch transport.CbID) (*S
 	case <-ctx.Done():
 		if s != nil {
 			e.runOnOwnerAsync(func() {
-				if s.state == stateSynSent {
+				switch s.state {
+				case stateSynSent:
 					e.fail(s, ErrTimeout, ctx.Err())
+				case stateEstablished:
+					// The handshake finished as Dial gave up: nobody
+					// holds this session, so it must not linger.
+					e.abort(s)
 				}
 			})
 		}
@@ -290,6 +295,9 @@ func (e *Endpoint) run() {
 				}
 				break
 			}
+			// One ack per session for everything drained: ack thinning
+			// without a delay timer.
+			e.finishRx(e.now())
 		case <-e.wake:
 		case f := <-e.ops:
 			f()
@@ -365,7 +373,6 @@ func (e *Endpoint) handleRx(b *rxBuf) bool {
 	if sc.Err() != nil {
 		e.reject(rejectMalformed)
 	}
-	e.finishRx(now)
 	return true
 }
 

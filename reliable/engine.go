@@ -390,13 +390,31 @@ func (e *Endpoint) onOverrun(now time.Duration) {
 		if s.state != stateEstablished {
 			continue
 		}
-		s.statusReq = true
-		s.stats.statusReq.Add(1)
-		if !s.ackDue {
-			e.needAck(s, uint32(s.rcv.Cum())-1)
+		if s.overrun == nil {
+			s.overrun = retry.OverrunSchedule()
 		}
+		s.overrun.Reset(now)
+		s.statusAt = now
+		e.requestStatus(s, now)
 	}
 	e.finishRx(now)
+}
+
+// requestStatus sends an ACK with STATUS_REQ and schedules the next one
+// on the overrun schedule. Repeats stop once no gap is left in the
+// receive buffer (DESIGN §5: repair within 2 RTOs of the report).
+func (e *Endpoint) requestStatus(s *Session, now time.Duration) {
+	s.statusReq = true
+	s.stats.statusReq.Add(1)
+	if !s.ackDue {
+		e.needAck(s, uint32(s.rcv.Cum())-1)
+	}
+	wait, ok := s.overrun.Next(now)
+	if !ok {
+		s.statusAt = 0
+		return
+	}
+	s.statusAt = now + wait
 }
 
 // retransmit sends the window's lost records again.
@@ -447,6 +465,7 @@ func (e *Endpoint) pullSends(s *Session, now time.Duration) {
 				s.finSent = true
 			}
 			e.sendMsg(s, seq, m, now)
+			s.probeAt = 0
 			s.stats.sent.Add(1)
 			e.m.sent(len(m.b))
 		}
@@ -581,6 +600,13 @@ func (e *Endpoint) onTimer(s *Session, now time.Duration) {
 		}
 		s.rtt.Backoff()
 	}
+	if s.statusAt != 0 && now >= s.statusAt {
+		if s.rcv.Buffered() > 0 {
+			e.requestStatus(s, now) // still missing frames: ask again
+		} else {
+			s.statusAt = 0
+		}
+	}
 	if s.probeAt != 0 && now >= s.probeAt {
 		// The peer's window is closed and nothing is in flight: probe so
 		// that a lost window update cannot stall us forever.
@@ -617,6 +643,9 @@ func (e *Endpoint) reschedule(s *Session, now time.Duration) {
 		}
 		if t, ok := s.snd.LossDeadline(); ok {
 			d = min(d, t)
+		}
+		if s.statusAt != 0 {
+			d = min(d, s.statusAt)
 		}
 	}
 	e.timers.schedule(s, d)

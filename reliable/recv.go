@@ -49,7 +49,8 @@ func (s *Session) Recycle(msg []byte) {
 	}
 	r := &s.rpool
 	r.mu.Lock()
-	if len(r.free) < s.ep.cfg.Window {
+	// Bounded by what can be outstanding: the window plus the channel.
+	if len(r.free) < s.ep.cfg.Window+s.ep.cfg.RecvBuffer {
 		r.free = append(r.free, msg[:0])
 	}
 	r.mu.Unlock()

@@ -66,8 +66,10 @@ type Session struct {
 	probeAt    time.Duration // zero-window probe
 	closeAt    time.Duration // graceful close deadline; timewait expiry
 	ackDue     bool
-	ackSeq     uint32 // cn_msg.seq of the newest frame to answer
-	statusReq  bool   // ask the peer for its status (we overran)
+	ackSeq     uint32          // cn_msg.seq of the newest frame to answer
+	statusReq  bool            // ask the peer for its status (we overran)
+	statusAt   time.Duration   // next status request after an overrun
+	overrun    *retry.Schedule // paces status requests after an overrun
 	replyWait  map[uint32]chan replyMsg
 	deadline   time.Duration
 	heapIdx    int
