@@ -386,3 +386,10 @@ func (s *Session) rcvCumForTest() uint32 {
 	_ = s.ep.runOnOwner(func() { c = uint32(s.rcv.Cum()) })
 	return c
 }
+
+// rttForTest exposes the current RTO to tests.
+func (s *Session) rttForTest() time.Duration {
+	var d time.Duration
+	_ = s.ep.runOnOwner(func() { d = s.rtt.RTO() })
+	return d
+}
