@@ -49,10 +49,7 @@ func (b *bitRing) runUp(s Seq, n int, val bool) int {
 		sh := i & 63
 		w >>= sh // the bits shifted in at the top are zero: the run stops there
 		avail := 64 - int(sh)
-		run := bits.TrailingZeros64(^w)
-		if run > avail {
-			run = avail
-		}
+		run := bits.TrailingZeros64(^w) // <= avail, thanks to those zeros
 		k += run
 		if run < avail {
 			break
@@ -74,10 +71,7 @@ func (b *bitRing) runDown(s Seq, n int, val bool) int {
 		sh := i & 63
 		w <<= 63 - sh // bit i at the top; the bits shifted in at the bottom are zero
 		avail := int(sh) + 1
-		run := bits.LeadingZeros64(^w)
-		if run > avail {
-			run = avail
-		}
+		run := bits.LeadingZeros64(^w) // <= avail, thanks to those zeros
 		k += run
 		if run < avail {
 			break
