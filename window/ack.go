@@ -22,8 +22,9 @@ type Ack struct {
 	// Cum was received.
 	Cum Seq
 	// Limit is the flow-control limit: the sender may send sequence numbers
-	// that come before Limit. Limit is Cum plus the receiver's credit, and may
-	// come before Cum when the receiver has no room at all.
+	// that come before Limit. Receiver.Ack sets it to the start of its
+	// window plus its credit (see there); it may come before Cum when the
+	// receiver has no room at all, which Sender reads as no credit.
 	Limit Seq
 	// Ranges are received ranges above Cum (SACK, RFC 2018), disjoint and
 	// not adjacent to one another. The first range holds the most recently

@@ -10,12 +10,13 @@
 //   - Seq: 32-bit sequence numbers compared with serial arithmetic
 //     (RFC 1982), so a stream may run across 2^32.
 //   - Sender: the records in flight. It takes cumulative and selective
-//     acknowledgements (Ack), declares records lost with RACK's time
-//     threshold (RFC 8985) and RFC 9002's packet threshold, hands lost
-//     records out for retransmission lowest first, finds spurious
-//     retransmissions from duplicate reports (RFC 2883) and widens its
-//     reordering window when it does, and obeys the receiver's flow-control
-//     limit.
+//     acknowledgements (Ack) and negative ones (MarkLost), declares records
+//     lost with RACK's time threshold (RFC 8985) and RFC 9002's packet
+//     threshold, hands lost records out for retransmission lowest first,
+//     finds spurious retransmissions from duplicate reports (RFC 2883) and
+//     reordering from late acknowledgements, widens its reordering window
+//     and packet threshold when it does, and obeys the receiver's
+//     flow-control limit.
 //   - Receiver: a reorder buffer that delivers each value once, in order; it
 //     drops duplicates and remembers one for the next Ack, and builds Acks
 //     with SACK ranges and a flow-control limit.
@@ -23,8 +24,23 @@
 //     window of values (NACK repair).
 //
 // Nothing here assumes a unicast session: a multicast publisher can keep a
-// Sender per stream and feed it acknowledgements from subscribers, and a
-// subscriber's Receiver can report its gaps (Receiver.AppendMissing) as NACKs.
+// Sender per stream, feed it the acknowledgements its subscribers agree on
+// and the gaps they report (Sender.MarkLost), and a subscriber's Receiver
+// can report its gaps (Receiver.AppendMissing) as NACKs.
+//
+// # Sequence numbers and windows
+//
+// Sender and Receiver each keep a window of at most Window sequence numbers.
+// The Sender may push while Next-Base < Window and Next comes before the
+// peer's Limit; the Receiver accepts numbers in [NextPop, NextPop+Window).
+// The Receiver's Limit is NextPop plus the window minus what the application
+// has not yet taken (the backlog passed to Ack), so a Sender that obeys it
+// never sends what the Receiver cannot hold. Until the first Ack the Limit
+// is the Sender's own window: give both sides the same window.
+//
+// The Receiver has two positions: Cum, the first number not received (what
+// Ack reports), and NextPop, the next value Pop returns. A caller that pops
+// everything it can after each Push keeps them equal.
 //
 // # Costs
 //
