@@ -90,16 +90,16 @@ func (c *Config) withDefaults() (Config, error) {
 	defD(&d.CloseTimeout, 5*time.Second)
 	var errs []error
 	if d.Window < 1 || d.Window > 1<<20 {
-		errs = append(errs, fmt.Errorf("Window %d out of range 1..%d", d.Window, 1<<20))
+		errs = append(errs, fmt.Errorf("field Window: %d out of range 1..%d", d.Window, 1<<20))
 	}
 	if d.SendBuffer < 0 || d.RecvBuffer < 0 {
-		errs = append(errs, errors.New("SendBuffer and RecvBuffer must not be negative"))
+		errs = append(errs, errors.New("fields SendBuffer and RecvBuffer must not be negative"))
 	}
 	if d.MaxMessage < 1 || d.MaxMessage > MaxMessageLimit {
-		errs = append(errs, fmt.Errorf("MaxMessage %d out of range 1..%d", d.MaxMessage, MaxMessageLimit))
+		errs = append(errs, fmt.Errorf("field MaxMessage: %d out of range 1..%d", d.MaxMessage, MaxMessageLimit))
 	}
 	if d.MaxDatagram < transport.FrameLen(wire.HeaderLen+d.MaxMessage) {
-		errs = append(errs, fmt.Errorf("MaxDatagram %d cannot hold one frame of MaxMessage %d bytes (needs %d)",
+		errs = append(errs, fmt.Errorf("field MaxDatagram: %d cannot hold one frame of MaxMessage %d bytes (needs %d)",
 			d.MaxDatagram, d.MaxMessage, transport.FrameLen(wire.HeaderLen+d.MaxMessage)))
 	}
 	if d.KeepAlive < 0 || d.DeadPeerTimeout < 0 || d.CloseTimeout < 0 || d.HandshakeTimeout < 0 {

@@ -25,10 +25,6 @@ type outBuf struct {
 	sessions []*Session
 }
 
-// errBusy is returned internally when a frame cannot be appended because
-// the destination is busy.
-var errBusy = errors.New("destination busy")
-
 // room makes space for n more bytes, flushing a full datagram first. It
 // reports false while the destination is busy.
 func (e *Endpoint) room(o *outBuf, n int, now time.Duration) bool {

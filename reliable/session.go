@@ -56,11 +56,9 @@ type Session struct {
 	rtt        *retry.RTT
 	hs         *retry.Schedule
 	out        *outBuf
-	maxDgram   int
 	hsDeadline time.Duration
 	hsNext     time.Duration
 	dialDone   chan error
-	synBody    []byte
 	lastHeard  time.Duration
 	lastPing   time.Duration
 	probeAt    time.Duration // zero-window probe
