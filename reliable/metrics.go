@@ -301,9 +301,12 @@ func (in *instruments) ackDone(now time.Duration) {
 // received counts a message popped in order from a reorder buffer.
 func (in *instruments) received(n int) { in.msgsRecv.Add(1); in.bytesRecv.Add(uint64(n)) }
 
-// deliver counts a message of n bytes handed to the application. Any
-// goroutine (the pumps, and the owner for replies).
-func (in *instruments) deliver(n int) { in.delivered.Add(1); in.deliveredBytes.Add(int64(n)) }
+// deliver counts n messages of bytes bytes in all handed to the
+// application. Any goroutine (the pumps, and the owner).
+func (in *instruments) deliver(n, bytes int) {
+	in.delivered.Add(int64(n))
+	in.deliveredBytes.Add(int64(bytes))
+}
 
 // reorder adds d to the messages held in reorder buffers.
 func (in *instruments) reorder(d int) {
