@@ -251,7 +251,13 @@ func (e *Endpoint) establish(s *Session, peer wire.Syn, now time.Duration) {
 	s.peerEpoch = peer.Epoch
 	s.maxMsg = min(e.cfg.MaxMessage, int(peer.MaxMessage))
 	s.out.max = min(s.out.max, int(peer.MaxDatagram))
-	s.snd = window.NewSender[*msgBuf](s.myISN, window.SenderConfig{Window: min(e.cfg.Window, int(peer.Window))})
+	s.snd = window.NewSender[*msgBuf](s.myISN, window.SenderConfig{
+		Window: min(e.cfg.Window, int(peer.Window)),
+		// A local round trip is ~10µs: RFC 9002's 1ms floor for the
+		// reordering window would delay time-based loss detection 100
+		// fold. DSACK feedback widens it when reordering is real.
+		ReorderWindowMin: 100 * time.Microsecond,
+	})
 	s.rcv = window.NewReceiver[rxItem](window.Seq(peer.ISN), window.ReceiverConfig{Window: e.cfg.Window, MaxRanges: 16})
 	s.release = s.releaseMsg
 	s.state = stateEstablished

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/cnlink/cnlink/transport"
+	"github.com/cnlink/cnlink/transport/fault"
 )
 
 // BenchmarkStream measures one session over real netlink: SendBatch of 64
@@ -26,8 +27,15 @@ func BenchmarkStream(b *testing.B) {
 			ta, _ := transport.Open(big)
 			tb, _ := transport.Open(big)
 			cfg := benchConfig()
-			ea, _ := NewEndpoint(ta, cfg)
-			eb, _ := NewEndpoint(tb, cfg)
+			var xa, xb transport.Transport = ta, tb
+			if l := os.Getenv("CNLINK_BENCH_LOSS"); l != "" {
+				var loss float64
+				fmt.Sscan(l, &loss)
+				xa = fault.Wrap(ta, fault.Config{Seed: 1, Send: fault.Direction{Loss: loss}})
+				xb = fault.Wrap(tb, fault.Config{Seed: 2, Send: fault.Direction{Loss: loss}})
+			}
+			ea, _ := NewEndpoint(xa, cfg)
+			eb, _ := NewEndpoint(xb, cfg)
 			defer ea.Close()
 			defer eb.Close()
 			ctx := context.Background()
