@@ -23,12 +23,15 @@ test: ## go vet, then every test with the race detector (real-socket tests need 
 	$(GO) test -race -shuffle=on -timeout 20m $(PKGS)
 
 .PHONY: bench
-bench: ## Full benchmark suite with benchstat; writes docs/BENCHMARKS.md and the charts
-	$(GO) run ./bench/cmd/report -count $(BENCHCOUNT)
+bench: ## Full benchmark suite (BENCHCOUNT rounds, BENCHTIME each) with benchstat; writes docs/BENCHMARKS.md, docs/bench-results.txt and the charts
+	cd bench/peers && $(GO) run -mod=mod ./cmd/report -go $(GO) -count $(BENCHCOUNT) $(if $(BENCHTIME),-benchtime $(BENCHTIME))
 
 .PHONY: bench-smoke
-bench-smoke: ## Every benchmark once, quickly (part of CI)
-	$(GO) test -run '^$$' -bench . -benchtime 100x -count 1 ./bench/ ./transport/ ./window/ ./retry/
+bench-smoke: ## Every benchmark once, quickly, each checking delivery; the report pipeline into a scratch dir (part of CI)
+	$(GO) test -run '^$$' -bench . -benchtime 100x -count 1 ./transport/ ./window/ ./retry/
+	cd bench/peers && $(GO) vet -mod=mod ./... && $(GO) test -mod=mod -race -count 1 . && $(GO) test -mod=mod -count 1 ./internal/...
+	d=$$(mktemp -d) && trap 'rm -rf "$$d"' EXIT && \
+		cd bench/peers && $(GO) run -mod=mod ./cmd/report -go $(GO) -count 1 -benchtime 100x -targets=false -out "$$d"
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each (default 5m)

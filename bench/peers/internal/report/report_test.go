@@ -1,0 +1,252 @@
+package report_test
+
+import (
+	"bytes"
+	"fmt"
+	"image/png"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cnlink/cnlink/bench"
+	"github.com/cnlink/cnlink/bench/peers/internal/report"
+)
+
+// fake writes benchmark output in the test binary's format: rounds runs
+// of every benchmark of the suite, with msgs/s from rate(name, round).
+func fake(rounds int, rate func(name string, round int) float64, extra func(name string) string) string {
+	var b strings.Builder
+	line := func(name string, round, size int) {
+		r := rate(name, round)
+		if r == 0 {
+			return
+		}
+		fmt.Fprintf(&b, "Benchmark%s-2 \t 1000\t %.1f ns/op\t %.2f MB/s\t %.0f msgs/s%s\t 64 B/op\t 1 allocs/op\n",
+			name, 1e9/r, r*float64(size)/1e6, r, extra(name))
+	}
+	for round := range rounds {
+		b.WriteString("goos: linux\ngoarch: amd64\npkg: github.com/cnlink/cnlink/bench\ncpu: Test CPU\n")
+		for _, s := range bench.Sizes {
+			line(report.RawName(s), round, s)
+			line(report.RawBatchedName(s), round, s)
+		}
+		line(report.RawPingPongName, round, 64)
+		for _, l := range bench.LossPercents {
+			for _, s := range bench.Sizes {
+				line(report.ReliableName(l, s), round, s)
+			}
+		}
+		line(report.RequestReplyName, round, 64)
+		line(report.RequestReplyLossyName, round, 64)
+		b.WriteString("PASS\ngoos: linux\ngoarch: amd64\npkg: github.com/cnlink/cnlink/bench/peers\ncpu: Test CPU\n")
+		for _, l := range bench.LossPercents {
+			for _, s := range bench.Sizes {
+				line(report.KCPName(l, s), round, s)
+			}
+		}
+		for _, s := range bench.Sizes {
+			line(report.SeqpacketName(s), round, s)
+			line(report.TCPName(s), round, s)
+		}
+		b.WriteString("PASS\n")
+	}
+	return b.String()
+}
+
+func noExtra(name string) string {
+	switch name {
+	case report.RawPingPongName:
+		return "\t 10.0 p50-us\t 50.0 p99-us"
+	case report.RequestReplyName:
+		return "\t 25.0 p50-us\t 200.0 p99-us"
+	case report.RequestReplyLossyName:
+		return "\t 30.0 p50-us\t 6000.0 p99-us"
+	}
+	if strings.HasPrefix(name, "Reliable/") || strings.HasPrefix(name, "KCP/") {
+		return "\t 0.0100 retrans/msg"
+	}
+	return ""
+}
+
+// base is a plausible run: cnlink meets some targets and misses others.
+func base(name string, round int) float64 {
+	jitter := 1 + 0.01*float64(round%3-1) // medians must see through it
+	switch {
+	case name == report.ReliableName(0, 256):
+		return 3e6 * jitter
+	case name == report.ReliableName(1, 256):
+		return 2.7e6 * jitter // 90%: pass
+	case name == report.ReliableName(10, 256):
+		return 1.2e6 * jitter // 40%: miss
+	case name == report.RawName(256):
+		return 500e3 * jitter // 6x: pass
+	case name == report.KCPName(0, 256):
+		return 200e3 * jitter // 15x: miss
+	}
+	return 100e3 * jitter
+}
+
+func parse(t *testing.T, out string) *report.Results {
+	t.Helper()
+	r, err := report.Parse(strings.NewReader(out), "fake.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestMedians(t *testing.T) {
+	r := parse(t, fake(5, base, noExtra))
+	if got, ok := r.Median(report.ReliableName(0, 256), report.UnitMsgs); !ok || got != 3e6 {
+		t.Errorf("median msgs/s = %v, %v; want 3e6 (the middle of 5 jittered runs)", got, ok)
+	}
+	if n := r.Count(report.ReliableName(0, 256), report.UnitMsgs); n != 5 {
+		t.Errorf("%d samples, want 5", n)
+	}
+	// MB/s is tidied to B/s; the -2 GOMAXPROCS suffix is gone.
+	if got, ok := r.Median(report.RawName(1024), report.UnitBytes); !ok || math.Abs(got-100e3*1024) > 1 {
+		t.Errorf("B/s = %v, %v; want %v", got, ok, 100e3*1024)
+	}
+	if got, _ := r.Median(report.RequestReplyName, report.UnitP50); got != 25 {
+		t.Errorf("p50 = %v, want 25", got)
+	}
+	// Even counts average the middle two.
+	r = parse(t, fake(2, func(n string, round int) float64 { return float64(100 * (round + 1)) }, noExtra))
+	if got, _ := r.Median(report.TCPName(64), report.UnitMsgs); got != 150 {
+		t.Errorf("median of 100 and 200 = %v", got)
+	}
+	if _, ok := r.Median("Nothing", report.UnitMsgs); ok {
+		t.Error("median of a missing benchmark reported as measured")
+	}
+}
+
+func TestParseError(t *testing.T) {
+	if _, err := report.Parse(strings.NewReader("BenchmarkX-2 10 notanumber ns/op\n"), "bad.txt"); err == nil {
+		t.Error("a malformed benchmark line parsed")
+	}
+}
+
+func TestTargets(t *testing.T) {
+	r := parse(t, fake(3, base, noExtra))
+	want := []struct {
+		pass   bool
+		got    float64
+		margin string
+	}{
+		{true, 6, "+20%"},    // 3M / 500k vs 5x
+		{false, 15, "-25%"},  // 3M / 200k vs 20x
+		{true, 0.9, "+12%"},  // 90% vs 80%
+		{false, 0.4, "-20%"}, // 40% vs 50%
+		{false, 2.5, "-25%"}, // p50 25 / 10 vs at most 2x
+		{false, 6, "-20%"},   // p99 6 ms vs at most 5 ms
+		{true, 1, "+0%"},     // 1 alloc per message in total
+	}
+	ts := r.Targets()
+	if len(ts) != len(want) {
+		t.Fatalf("%d targets, want %d", len(ts), len(want))
+	}
+	for i, w := range want {
+		tg := ts[i]
+		if !tg.Measured || tg.Pass() != w.pass || math.Abs(tg.Got-w.got) > 1e-9 || tg.Margin() != w.margin {
+			t.Errorf("%s: measured=%v got=%v pass=%v margin=%s; want got=%v pass=%v margin=%s",
+				tg.What, tg.Measured, tg.Got, tg.Pass(), tg.Margin(), w.got, w.pass, w.margin)
+		}
+	}
+	// A missing benchmark is a miss, not a pass.
+	r = parse(t, fake(1, func(n string, _ int) float64 {
+		if strings.HasPrefix(n, "KCP/") {
+			return 0
+		}
+		return base(n, 0)
+	}, noExtra))
+	if tg := r.Targets()[1]; tg.Measured || tg.Pass() || tg.GotString() != "—" {
+		t.Errorf("kcp target without kcp results: measured=%v pass=%v got=%q", tg.Measured, tg.Pass(), tg.GotString())
+	}
+}
+
+func TestRate(t *testing.T) {
+	for v, want := range map[float64]string{
+		14.2e6: "14.2M", 580e3: "580k", 98.4e3: "98.4k", 1234: "1.23k", 999: "999", 5.5: "5.50",
+	} {
+		if got := report.Rate(v); got != want {
+			t.Errorf("Rate(%v) = %q, want %q", v, got, want)
+		}
+	}
+}
+
+func TestMarkdownAndCharts(t *testing.T) {
+	r := parse(t, fake(3, base, noExtra))
+	m := report.Machine{CPU: "Test CPU | 2 GHz", Cores: 2, Kernel: "6.18", GoVersion: "go1.26", Date: time.Unix(0, 0),
+		Commit: "abc", LoadBefore: "1 1 1", LoadAfter: "2 2 2", Count: 3, Benchtime: "1s", Duration: time.Minute}
+	var md bytes.Buffer
+	stats := []report.Benchstat{{Title: "T", Command: "benchstat x", Text: "table\n"}}
+	if err := report.WriteMarkdown(&md, m, r, stats); err != nil {
+		t.Fatal(err)
+	}
+	s := md.String()
+	for _, want := range []string{
+		`| CPU | Test CPU \| 2 GHz |`, // a | in the CPU name must not break the table
+		"| 6.00x | >= 5.00x | +20% | pass |",
+		"| 15.00x | >= 20.00x | -25% | **miss** |",
+		"| 256 B | 3.00M | 500k | 100k | 100k | 100k | 200k |", // throughput row
+		"| 256 B | 6.00x | 30x | 30x | 30x | 15x |",            // ratio row
+		"3.00M (100%) | 2.70M (90%) | 1.20M (40%)",             // loss row
+		"| cnlink Session.Request / Request.Reply | 25.0 µs | 200.0 µs |",
+		"![throughput against loss rate](bench-loss.png)",
+		"![throughput against message size](bench-size.png)",
+		"### T\n\n`benchstat x`\n\n```text\ntable\n```",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("BENCHMARKS.md lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Log(s)
+	}
+	dir := t.TempDir()
+	for _, c := range []struct {
+		file string
+		draw func(string) error
+	}{
+		{report.SizeChartFile, r.SizeChart},
+		{report.LossChartFile, r.LossChart},
+	} {
+		path := filepath.Join(dir, c.file)
+		if err := c.draw(path); err != nil {
+			t.Fatalf("%s: %v", c.file, err)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(f)
+		f.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", c.file, err)
+		}
+		if b := img.Bounds(); b.Dx() < 1200 || b.Dy() < 500 {
+			t.Errorf("%s is %v: too small to read", c.file, b)
+		}
+	}
+}
+
+// Charts must survive gaps: a run filtered with -bench, or a transport
+// that failed to measure.
+func TestChartsWithMissingResults(t *testing.T) {
+	r := parse(t, fake(1, func(n string, _ int) float64 {
+		if strings.HasPrefix(n, "KCP/") || strings.Contains(n, "size=64") {
+			return 0
+		}
+		return 1000
+	}, noExtra))
+	dir := t.TempDir()
+	if err := r.SizeChart(filepath.Join(dir, "s.png")); err != nil {
+		t.Error(err)
+	}
+	if err := r.LossChart(filepath.Join(dir, "l.png")); err != nil {
+		t.Error(err)
+	}
+}

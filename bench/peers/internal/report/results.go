@@ -1,0 +1,111 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"regexp"
+	"slices"
+	"sort"
+
+	"golang.org/x/perf/benchfmt"
+)
+
+// Units as benchfmt tidies them.
+const (
+	UnitMsgs    = "msgs/s"
+	UnitBytes   = "B/s" // MB/s in the test output
+	UnitAllocs  = "allocs/op"
+	UnitRetrans = "retrans/msg"
+	UnitP50     = "p50-us"
+	UnitP99     = "p99-us"
+)
+
+// Results holds every measurement of a run, by benchmark name (without
+// the Benchmark prefix and the -GOMAXPROCS suffix) and unit.
+type Results struct {
+	vals  map[string]map[string][]float64
+	order []string
+}
+
+var procs = regexp.MustCompile(`-\d+$`)
+
+// Parse reads Go benchmark output (several runs and packages may be
+// concatenated).
+func Parse(r io.Reader, fileName string) (*Results, error) {
+	res := &Results{vals: make(map[string]map[string][]float64)}
+	br := benchfmt.NewReader(r, fileName)
+	for br.Scan() {
+		switch rec := br.Result().(type) {
+		case *benchfmt.SyntaxError:
+			return nil, rec
+		case *benchfmt.Result:
+			name := procs.ReplaceAllString(rec.Name.String(), "")
+			m := res.vals[name]
+			if m == nil {
+				m = make(map[string][]float64)
+				res.vals[name] = m
+				res.order = append(res.order, name)
+			}
+			for _, v := range rec.Values {
+				m[v.Unit] = append(m[v.Unit], v.Value)
+			}
+		}
+	}
+	if err := br.Err(); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// Names lists the benchmarks in the order they first appeared.
+func (r *Results) Names() []string { return slices.Clone(r.order) }
+
+// Median returns the median of a benchmark's values in unit, and false
+// when there are none.
+func (r *Results) Median(name, unit string) (float64, bool) {
+	v := r.vals[name][unit]
+	if len(v) == 0 {
+		return 0, false
+	}
+	s := slices.Clone(v)
+	sort.Float64s(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2], true
+	}
+	return (s[n/2-1] + s[n/2]) / 2, true
+}
+
+// Count is how many runs of a benchmark reported unit.
+func (r *Results) Count(name, unit string) int { return len(r.vals[name][unit]) }
+
+// Benchmark names of the suite, so that the report and the benchmarks
+// agree in one place.
+func RawName(size int) string            { return fmt.Sprintf("RawNetlink/size=%d", size) }
+func RawBatchedName(size int) string     { return fmt.Sprintf("RawNetlinkBatched/size=%d", size) }
+func ReliableName(loss, size int) string { return fmt.Sprintf("Reliable/loss=%d/size=%d", loss, size) }
+func KCPName(loss, size int) string      { return fmt.Sprintf("KCP/loss=%d/size=%d", loss, size) }
+func SeqpacketName(size int) string      { return fmt.Sprintf("Seqpacket/size=%d", size) }
+func TCPName(size int) string            { return fmt.Sprintf("TCPBuffered/size=%d", size) }
+
+const (
+	RequestReplyName      = "RequestReply"
+	RequestReplyLossyName = "RequestReplyLossy/loss=1"
+	RawPingPongName       = "RawPingPong"
+)
+
+// Impl is one transport in the size comparison.
+type Impl struct {
+	Label string
+	Name  func(size int) string
+}
+
+// Impls are the transports compared at 0% loss, cnlink first.
+var Impls = []Impl{
+	{"cnlink reliable", func(s int) string { return ReliableName(0, s) }},
+	{"raw netlink", RawName},
+	{"raw netlink, batched", RawBatchedName},
+	{"unix SOCK_SEQPACKET", SeqpacketName},
+	{"TCP, buffered", TCPName},
+	{"kcp-go", func(s int) string { return KCPName(0, s) }},
+}
