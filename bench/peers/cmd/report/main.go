@@ -11,6 +11,7 @@
 // measurements made under the same conditions.
 //
 //	go run ./cmd/report [-count 6] [-benchtime 1s] [-bench regexp] [-out dir]
+//	go run ./cmd/report -from docs/bench-results.txt   # only rebuild the report
 package main
 
 import (
@@ -36,10 +37,53 @@ func main() {
 	benchtime := flag.String("benchtime", "1s", "-benchtime of every benchmark")
 	benchRE := flag.String("bench", ".", "run only the benchmarks matching this regexp")
 	out := flag.String("out", "", "directory for BENCHMARKS.md, the results and the charts (default: the repository's docs/)")
+	from := flag.String("from", "", "run nothing: rebuild the report from this results file (a bench-results.txt)")
 	goCmd := flag.String("go", "go", "the go command")
 	targets := flag.Bool("targets", true, "print the targets' pass or miss when done (smoke runs turn it off: 100 messages measure nothing)")
 	flag.Parse()
-	if err := run(*count, *benchtime, *benchRE, *out, *goCmd, *targets); err != nil {
+	err := func() error {
+		root, err := findRoot()
+		if err != nil {
+			return err
+		}
+		if *out == "" {
+			*out = filepath.Join(root, "docs")
+		}
+		if err := os.MkdirAll(*out, 0o755); err != nil {
+			return err
+		}
+		tmp, err := os.MkdirTemp("", "cnlink-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		benchstat := filepath.Join(tmp, "benchstat")
+		peersDir := filepath.Join(root, "bench", "peers")
+		// -mod=mod lets the nested module pick up requirements the
+		// main module gained since its go.sum was last written.
+		if err := command(peersDir, os.Stderr, *goCmd, "build", "-mod=mod", "-o", benchstat, "golang.org/x/perf/cmd/benchstat"); err != nil {
+			return err
+		}
+		var results []byte
+		if *from != "" {
+			if results, err = os.ReadFile(*from); err != nil {
+				return err
+			}
+		} else {
+			if results, err = runSuite(root, tmp, *count, *benchtime, *benchRE, *goCmd); err != nil {
+				if len(results) > 0 {
+					// Keep what was measured for the post-mortem.
+					path := filepath.Join(*out, report.ResultsFile)
+					if werr := os.WriteFile(path, results, 0o644); werr == nil {
+						err = fmt.Errorf("%w (the output so far is in %s)", err, path)
+					}
+				}
+				return err
+			}
+		}
+		return writeReport(*out, results, benchstat, *targets)
+	}()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "report:", err)
 		os.Exit(1)
 	}
@@ -51,91 +95,69 @@ type suite struct {
 	bin  string
 }
 
-func run(count int, benchtime, benchRE, out, goCmd string, targets bool) error {
+// runSuite builds the two test binaries and runs count rounds of the
+// suite. The output starts with the machine's details as benchfmt
+// configuration lines (which benchstat shows and report.ParseMachine
+// reads back), and ends with the load and duration.
+func runSuite(root, tmp string, count int, benchtime, benchRE, goCmd string) ([]byte, error) {
 	if count < 1 {
-		return errors.New("-count must be at least 1")
+		return nil, errors.New("-count must be at least 1")
 	}
-	root, err := findRoot()
-	if err != nil {
-		return err
-	}
-	if out == "" {
-		out = filepath.Join(root, "docs")
-	}
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.MkdirTemp("", "cnlink-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-
 	peersDir := filepath.Join(root, "bench", "peers")
 	suites := []suite{
 		{name: "bench", dir: filepath.Join(root, "bench"), bin: filepath.Join(tmp, "bench.test")},
 		{name: "bench/peers", dir: peersDir, bin: filepath.Join(tmp, "peers.test")},
 	}
-	benchstat := filepath.Join(tmp, "benchstat")
-	logf("building the test binaries and benchstat")
-	// -mod=mod lets the nested module pick up requirements the main
-	// module gained since its go.sum was last written.
-	for _, b := range []struct {
-		dir  string
-		args []string
-	}{
-		{root, []string{"test", "-c", "-o", suites[0].bin, "./bench"}},
-		{peersDir, []string{"test", "-mod=mod", "-c", "-o", suites[1].bin, "."}},
-		{peersDir, []string{"build", "-mod=mod", "-o", benchstat, "golang.org/x/perf/cmd/benchstat"}},
-	} {
-		if err := command(b.dir, os.Stderr, goCmd, b.args...); err != nil {
-			return err
-		}
+	logf("building the test binaries")
+	if err := command(root, os.Stderr, goCmd, "test", "-c", "-o", suites[0].bin, "./bench"); err != nil {
+		return nil, err
 	}
-
+	if err := command(peersDir, os.Stderr, goCmd, "test", "-mod=mod", "-c", "-o", suites[1].bin, "."); err != nil {
+		return nil, err
+	}
+	var results bytes.Buffer
 	m := report.Machine{
 		CPU:        cpuModel(),
 		Cores:      runtime.NumCPU(),
 		Kernel:     readTrim("/proc/sys/kernel/osrelease"),
 		GoVersion:  output(root, goCmd, "env", "GOVERSION"),
-		Date:       time.Now(),
+		Date:       time.Now().UTC().Truncate(time.Second),
 		Commit:     commit(root),
 		LoadBefore: loadavg(),
 		Count:      count,
 		Benchtime:  benchtime,
 	}
-	var results bytes.Buffer
+	m.WriteHeader(&results)
 	start := time.Now()
-	var runErr error
-rounds:
 	for i := 1; i <= count; i++ {
 		for _, s := range suites {
 			logf("round %d/%d: %s", i, count, s.name)
-			// Progress goes to stderr as it happens; the results file
-			// keeps stdout only.
+			// Progress goes to stderr as it happens; the results keep
+			// stdout only.
 			w := io.MultiWriter(&results, os.Stderr)
 			err := command(s.dir, w, s.bin, "-test.run", "^$", "-test.bench", benchRE, "-test.benchmem",
 				"-test.count", "1", "-test.benchtime", benchtime, "-test.timeout", "60m")
 			if err != nil {
-				runErr = fmt.Errorf("round %d, %s: %w", i, s.name, err)
-				break rounds
+				return results.Bytes(), fmt.Errorf("round %d, %s: %w", i, s.name, err)
 			}
 		}
 	}
-	m.Duration = time.Since(start)
 	m.LoadAfter = loadavg()
-	resultsPath := filepath.Join(out, report.ResultsFile)
-	if err := os.WriteFile(resultsPath, results.Bytes(), 0o644); err != nil {
+	m.Duration = time.Since(start).Round(time.Second)
+	m.WriteTrailer(&results)
+	return results.Bytes(), nil
+}
+
+// writeReport writes the results file, BENCHMARKS.md and the charts.
+func writeReport(out string, results []byte, benchstat string, targets bool) error {
+	if err := os.WriteFile(filepath.Join(out, report.ResultsFile), results, 0o644); err != nil {
 		return err
 	}
-	if runErr != nil {
-		return fmt.Errorf("%w (the output so far is in %s)", runErr, resultsPath)
-	}
-
-	res, err := report.Parse(bytes.NewReader(results.Bytes()), report.ResultsFile)
+	res, err := report.Parse(bytes.NewReader(results), report.ResultsFile)
 	if err != nil {
 		return err
 	}
+	m := report.ParseMachine(results)
 	var stats []report.Benchstat
 	for _, t := range report.BenchstatTables {
 		args := append(append([]string(nil), t.Args...), report.ResultsFile)
@@ -143,7 +165,7 @@ rounds:
 		if err := command(out, &buf, benchstat, args...); err != nil {
 			return fmt.Errorf("benchstat %s: %w", strings.Join(args, " "), err)
 		}
-		stats = append(stats, report.Benchstat{Title: t.Title, Command: "benchstat " + shellJoin(args), Text: buf.String()})
+		stats = append(stats, report.Benchstat{Title: t.Title, Command: "benchstat " + shellJoin(args), Text: buf.String(), Collapsed: t.Collapsed})
 	}
 	var md bytes.Buffer
 	if err := report.WriteMarkdown(&md, m, res, stats); err != nil {
@@ -158,8 +180,8 @@ rounds:
 	if err := res.LossChart(filepath.Join(out, report.LossChartFile)); err != nil {
 		return fmt.Errorf("loss chart: %w", err)
 	}
-	logf("wrote %s, %s, %s and %s in %s (suite: %s)", "BENCHMARKS.md", report.ResultsFile,
-		report.SizeChartFile, report.LossChartFile, out, m.Duration.Round(time.Second))
+	logf("wrote BENCHMARKS.md, %s, %s and %s in %s (suite: %s)", report.ResultsFile,
+		report.SizeChartFile, report.LossChartFile, out, m.Duration)
 	if !targets {
 		return nil
 	}

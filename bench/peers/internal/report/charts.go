@@ -289,7 +289,7 @@ func (r *Results) LossChart(path string) error {
 		sc.Color = color.RGBA{0, 0, 0, 255}
 		sc.Radius = vg.Points(5)
 		rel.Add(sc)
-		legend.Add("cnlink target (at least)", sc)
+		legend.Add("cnlink target, 256 B (at least)", sc)
 	}
 	fitLogY(abs)
 	rel.Y.Min = 0

@@ -11,24 +11,10 @@ import (
 	"github.com/cnlink/cnlink/bench"
 )
 
-// Machine describes where and how a run was made.
-type Machine struct {
-	CPU        string
-	Cores      int
-	Kernel     string
-	GoVersion  string
-	Date       time.Time
-	Commit     string
-	LoadBefore string // /proc/loadavg before the run
-	LoadAfter  string
-	Count      int    // -count: rounds of the whole suite
-	Benchtime  string // -benchtime of each benchmark
-	Duration   time.Duration
-}
-
 // Benchstat is one benchstat table, as text.
 type Benchstat struct {
 	Title, Command, Text string
+	Collapsed            bool // inside <details>: long tables
 }
 
 // Files the markdown links to, relative to it.
@@ -51,14 +37,18 @@ func WriteMarkdown(w io.Writer, m Machine, r *Results, stats []Benchstat) error 
 
 	p("## Machine\n\n")
 	p("| | |\n|---|---|\n")
-	p("| CPU | %s |\n", mdEscape(m.CPU))
+	date := "unknown"
+	if !m.Date.IsZero() {
+		date = m.Date.UTC().Format("2006-01-02 15:04 MST")
+	}
+	p("| CPU | %s |\n", mdEscape(orUnknown(m.CPU)))
 	p("| cores | %d |\n", m.Cores)
-	p("| kernel | Linux %s |\n", m.Kernel)
-	p("| Go | %s |\n", m.GoVersion)
-	p("| date | %s |\n", m.Date.UTC().Format("2006-01-02 15:04 MST"))
-	p("| commit | %s |\n", m.Commit)
-	p("| load average (1, 5, 15 min) before / after | %s / %s |\n", m.LoadBefore, m.LoadAfter)
-	p("| rounds, -benchtime | %d, %s |\n", m.Count, m.Benchtime)
+	p("| kernel | Linux %s |\n", orUnknown(m.Kernel))
+	p("| Go | %s |\n", orUnknown(m.GoVersion))
+	p("| date | %s |\n", date)
+	p("| commit | %s |\n", orUnknown(m.Commit))
+	p("| load average (1, 5, 15 min) before / after | %s / %s |\n", orUnknown(m.LoadBefore), orUnknown(m.LoadAfter))
+	p("| rounds, -benchtime | %d, %s |\n", m.Count, orUnknown(m.Benchtime))
 	p("| run time | %s |\n\n", m.Duration.Round(time.Second))
 
 	p("## Targets\n\n")
@@ -199,8 +189,14 @@ func WriteMarkdown(w io.Writer, m Machine, r *Results, stats []Benchstat) error 
 	p("Medians with 95%% confidence intervals over %s (`± ∞` means too few rounds for an interval).\n\n", plural(m.Count, "round"))
 	for _, s := range stats {
 		p("### %s\n\n", s.Title)
+		if s.Collapsed {
+			p("<details><summary>show</summary>\n\n")
+		}
 		p("`%s`\n\n", s.Command)
 		p("```text\n%s\n```\n\n", strings.TrimRight(s.Text, "\n"))
+		if s.Collapsed {
+			p("</details>\n\n")
+		}
 	}
 
 	p("## How the numbers are made\n\n")
@@ -237,6 +233,13 @@ const method = `
   average above). Rounds are interleaved (every benchmark once per round) so that ratios come
   from the same conditions.
 `
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
 
 func plural(n int, what string) string {
 	if n == 1 {
@@ -311,20 +314,21 @@ func numCell(r *Results, name, unit, format string) string {
 
 // BenchstatTable is one benchstat invocation the report includes.
 type BenchstatTable struct {
-	Title string
-	Args  []string // before the results file
+	Title     string
+	Args      []string // before the results file
+	Collapsed bool
 }
 
 // BenchstatTables are the benchstat views in BENCHMARKS.md.
 var BenchstatTables = []BenchstatTable{
 	{"Throughput by size, no loss (msgs/s; vs base = against cnlink reliable)", []string{
 		"-table", "", "-row", "/size", "-col", ".name@(Reliable RawNetlink RawNetlinkBatched Seqpacket TCPBuffered KCP)",
-		"-filter", ".unit:msgs/s (/loss:0 OR /loss:\"\")"}},
+		"-filter", ".unit:msgs/s (/loss:0 OR /loss:\"\")"}, false},
 	{"cnlink reliable under loss (msgs/s; vs base = against 0% loss)", []string{
-		"-table", "", "-row", "/size", "-col", "/loss", "-filter", ".name:Reliable .unit:msgs/s"}},
+		"-table", "", "-row", "/size", "-col", "/loss", "-filter", ".name:Reliable .unit:msgs/s"}, false},
 	{"kcp-go under loss (msgs/s; vs base = against 0% loss)", []string{
-		"-table", "", "-row", "/size", "-col", "/loss", "-filter", ".name:KCP .unit:msgs/s"}},
+		"-table", "", "-row", "/size", "-col", "/loss", "-filter", ".name:KCP .unit:msgs/s"}, false},
 	{"Round trips (µs)", []string{
-		"-filter", "(.name:RawPingPong OR .name:RequestReply OR .name:RequestReplyLossy) (.unit:p50-us OR .unit:p99-us)"}},
-	{"Every benchmark, every unit", nil},
+		"-filter", "(.name:RawPingPong OR .name:RequestReply OR .name:RequestReplyLossy) (.unit:p50-us OR .unit:p99-us)"}, false},
+	{"Every benchmark, every unit", nil, true},
 }

@@ -250,3 +250,33 @@ func TestChartsWithMissingResults(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestMachineRoundTrip(t *testing.T) {
+	m := report.Machine{Cores: 2, Kernel: "6.18.1", GoVersion: "go1.26.8", Date: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+		Commit: "0123abc (with uncommitted changes)", LoadBefore: "1.00 2.00 3.00", LoadAfter: "4.00 5.00 6.00",
+		Count: 6, Benchtime: "1s", Duration: 9*time.Minute + 30*time.Second}
+	var b bytes.Buffer
+	m.WriteHeader(&b)
+	b.WriteString(fake(1, base, noExtra)) // brings cpu: Test CPU
+	m.WriteTrailer(&b)
+	got := report.ParseMachine(b.Bytes())
+	m.CPU = "Test CPU"
+	if got != m {
+		t.Errorf("ParseMachine = %+v\nwant %+v", got, m)
+	}
+	// The configuration lines do not disturb the results.
+	r := parse(t, b.String())
+	if v, ok := r.Median(report.RawName(256), report.UnitMsgs); !ok || math.Abs(v-495e3) > 1e-6 { // round 0 runs 1% slow
+		t.Errorf("raw 256 = %v, %v", v, ok)
+	}
+	// Results without details print unknowns rather than zero values.
+	var md bytes.Buffer
+	if err := report.WriteMarkdown(&md, report.ParseMachine(nil), r, []report.Benchstat{{Title: "All", Text: "x", Collapsed: true}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| date | unknown |", "| kernel | Linux unknown |", "<details><summary>show</summary>"} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("BENCHMARKS.md lacks %q", want)
+		}
+	}
+}
