@@ -272,6 +272,7 @@ func (e *Endpoint) markReady(s *Session) { e.readyLoc = append(e.readyLoc, s) }
 func (e *Endpoint) run() {
 	defer func() {
 		e.shutdown()
+		e.m.unregister()
 		close(e.ownerEnd)
 		e.wg.Done()
 	}()

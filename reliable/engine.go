@@ -189,7 +189,7 @@ func (e *Endpoint) onSyn(k key, s *Session, f *wire.Parsed, now time.Duration) {
 	s.myISN = window.RandomSeq()
 	e.establish(s, syn, now)
 	e.sendSynAck(s, f.Seq, f.Ack+1, now)
-	e.m.event(s, "cnlink.handshake", "accepted")
+	e.m.handshake(s, "accepted")
 	e.acceptQ <- s
 	e.reschedule(s, now)
 }
@@ -238,7 +238,7 @@ func (e *Endpoint) onSynAck(s *Session, f *wire.Parsed, now time.Duration) {
 	}
 	s.lastHeard = now
 	e.establish(s, syn, now)
-	e.m.event(s, "cnlink.handshake", "established")
+	e.m.handshake(s, "established")
 	if s.dialDone != nil {
 		s.dialDone <- nil
 		s.dialDone = nil
@@ -281,6 +281,7 @@ func (e *Endpoint) onData(s *Session, dsn uint32, f *wire.Parsed, now time.Durat
 	}
 	it := rxItem{seq: f.Seq, ack: f.Ack, typ: uint8(f.Header.Type), flags: f.Header.Flags}
 	it.data = s.payloadCopy(f.Body)
+	held := s.rcv.Buffered()
 	switch s.rcv.Push(window.Seq(dsn), it) {
 	case window.Duplicate:
 		s.stats.dups.Add(1)
@@ -298,9 +299,11 @@ func (e *Endpoint) onData(s *Session, dsn uint32, f *wire.Parsed, now time.Durat
 		}
 		e.deliverItem(s, it, now)
 		if s.state != stateEstablished {
+			e.m.reorder(s.rcv.Buffered() - held)
 			return
 		}
 	}
+	e.m.reorder(s.rcv.Buffered() - held)
 }
 
 func (e *Endpoint) deliverItem(s *Session, it rxItem, now time.Duration) {
@@ -310,6 +313,7 @@ func (e *Endpoint) deliverItem(s *Session, it rxItem, now time.Duration) {
 		if ch, ok := s.replyWait[it.seq]; ok {
 			delete(s.replyWait, it.seq)
 			ch <- replyMsg{data: it.data}
+			e.m.deliver(1, len(it.data))
 		} else {
 			e.reject(rejectLateReply)
 		}
@@ -327,7 +331,7 @@ func (e *Endpoint) deliverItem(s *Session, it rxItem, now time.Duration) {
 
 // releaseMsg is called by the window for every acknowledged record.
 func (s *Session) releaseMsg(_ window.Seq, m *msgBuf) {
-	s.ep.m.inflight.Add(-1)
+	s.ep.m.acked(m.sentAt)
 	if m.flags&wire.FlagFin != 0 {
 		s.finAcked = true
 	}
@@ -351,6 +355,7 @@ func (e *Endpoint) onAck(s *Session, f *wire.Parsed, now time.Duration) {
 	}
 	e.ackRanges = a.Ranges
 	res := s.snd.OnAck(now, a, s.release)
+	e.m.ackDone(now)
 	s.freeBatch()
 	if res.Acked > 0 {
 		s.probes, s.rtoFrom = 0, 0
@@ -463,6 +468,7 @@ func (e *Endpoint) pullSends(s *Session, now time.Duration) {
 				break
 			}
 			seq := s.snd.Push(now, m)
+			m.sentAt = now
 			e.m.inflight.Add(1)
 			if m.reply != nil {
 				s.replyWait[uint32(seq)] = m.reply

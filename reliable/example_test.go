@@ -71,8 +71,9 @@ func ExampleSession_Err() {
 	defer a.Close()
 	ctx := context.Background()
 	go func() {
-		s, _ := b.Accept(ctx)
-		<-s.Done()
+		if s, err := b.Accept(ctx); err == nil {
+			<-s.Done()
+		}
 	}()
 	s, _ := a.Dial(ctx, b.LocalPort(), transport.CbID{})
 	b.Close() // the peer goes away (it tells us)

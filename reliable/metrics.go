@@ -382,18 +382,6 @@ func (in *instruments) handshake(s *Session, how string) {
 	}
 }
 
-// event adds a span event to the session's span. The handshake event is
-// handshake's: it also opens the session's window in the metrics.
-func (in *instruments) event(s *Session, name, what string) {
-	if name == eventHandshake {
-		in.handshake(s, what)
-		return
-	}
-	if s.span != nil {
-		s.span.AddEvent(name, trace.WithAttributes(attrState.String(what)))
-	}
-}
-
 // sessionClosed counts the end of a session, releases its share of the
 // gauges and ends its span. It runs before the session's state changes to
 // its final one.

@@ -57,7 +57,7 @@ func (e *Endpoint) flushOut(o *outBuf, now time.Duration) {
 	case err == nil:
 		e.stats.datagramsSent.Add(1)
 		e.stats.bytesSent.Add(uint64(len(o.buf)))
-		e.m.batch(len(o.buf))
+		e.m.datagram(o.buf)
 		o.buf = o.buf[:0]
 		if o.busy {
 			o.busy = false

@@ -1,6 +1,8 @@
 package reliable
 
 import (
+	"time"
+
 	"github.com/cnlink/cnlink/wire"
 )
 
@@ -15,6 +17,7 @@ type msgBuf struct {
 	replyTo uint32        // Reply: the request's DSN (cn_msg.seq of the Reply)
 	ackTo   uint32        // Reply: the request's cn_msg.ack + 1
 	reply   chan replyMsg // Request: where the Reply goes
+	sentAt  time.Duration // first transmission (endpoint clock), for cnlink.delivery.duration
 }
 
 type replyMsg struct {

@@ -83,7 +83,7 @@ func (s *Session) deliver(d *delivery, blocking bool) bool {
 	if d.req != nil {
 		select {
 		case s.reqCh <- d.req:
-			s.countDelivered(1)
+			s.countDelivered(1, len(d.req.Data))
 			return true
 		default:
 		}
@@ -92,7 +92,7 @@ func (s *Session) deliver(d *delivery, blocking bool) bool {
 		}
 		select {
 		case s.reqCh <- d.req:
-			s.countDelivered(1)
+			s.countDelivered(1, len(d.req.Data))
 			return true
 		case <-s.pump.abandon:
 		case <-end:
@@ -102,7 +102,7 @@ func (s *Session) deliver(d *delivery, blocking bool) bool {
 	}
 	select {
 	case s.recvCh <- d.data:
-		s.countDelivered(1)
+		s.countDelivered(1, len(d.data))
 		return true
 	default:
 	}
@@ -111,7 +111,7 @@ func (s *Session) deliver(d *delivery, blocking bool) bool {
 	}
 	select {
 	case s.recvCh <- d.data:
-		s.countDelivered(1)
+		s.countDelivered(1, len(d.data))
 		return true
 	case <-s.pump.abandon:
 	case <-end:
@@ -129,18 +129,19 @@ func (s *Session) handToPump() {
 	// Fast path: when the pump holds nothing, messages go straight into
 	// the application's channel while it has room, saving a goroutine
 	// hand-off. Order is kept: the pump only ever holds what came later.
-	i := 0
+	i, bytes := 0, 0
 	if p.backlog.Load() == 0 {
 		for ; i < len(s.delivering) && s.delivering[i].req == nil; i++ {
 			select {
 			case s.recvCh <- s.delivering[i].data:
+				bytes += len(s.delivering[i].data)
 				continue
 			default:
 			}
 			break
 		}
 		if i > 0 {
-			s.countDelivered(i)
+			s.countDelivered(i, bytes)
 		}
 	}
 	if rest := s.delivering[i:]; len(rest) > 0 {
@@ -157,10 +158,11 @@ func (s *Session) handToPump() {
 	s.delivering = s.delivering[:0]
 }
 
-// countDelivered records n messages handed to the application.
-func (s *Session) countDelivered(n int) {
+// countDelivered records n messages (bytes in all) handed to the
+// application.
+func (s *Session) countDelivered(n, bytes int) {
 	s.stats.delivered.Add(uint64(n))
-	s.ep.m.delivered.Add(int64(n))
+	s.ep.m.deliver(n, bytes)
 }
 
 func (s *Session) endPump() { s.pump.endOnce.Do(func() { close(s.pump.end) }) }

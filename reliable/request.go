@@ -52,13 +52,13 @@ func (s *Session) Request(ctx context.Context, msg []byte) ([]byte, error) {
 	defer span.End()
 	ch := make(chan replyMsg, 1)
 	if err := s.enqueue(ctx, msg, wire.TypeData, wire.FlagRequest, nil, ch); err != nil {
-		span.RecordError(err)
+		s.ep.m.requestFailed(span, err)
 		return nil, err
 	}
 	select {
 	case r := <-ch:
 		if r.err != nil {
-			span.RecordError(r.err)
+			s.ep.m.requestFailed(span, r.err)
 		}
 		return r.data, r.err
 	case <-ctx.Done():
@@ -69,7 +69,7 @@ func (s *Session) Request(ctx context.Context, msg []byte) ([]byte, error) {
 				}
 			}
 		})
-		span.RecordError(ctx.Err())
+		s.ep.m.requestFailed(span, ctx.Err())
 		return nil, ctx.Err()
 	}
 }
