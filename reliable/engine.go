@@ -147,6 +147,7 @@ func (e *Endpoint) finishRx(now time.Duration) {
 	}
 	clear(e.acks)
 	e.acks = e.acks[:0]
+	e.m.flushReceived()
 }
 
 func (e *Endpoint) onSyn(k key, s *Session, f *wire.Parsed, now time.Duration) {
@@ -456,6 +457,13 @@ func (e *Endpoint) sendMsg(s *Session, seq window.Seq, m *msgBuf, now time.Durat
 
 // pullSends moves queued messages into the window and onto the wire.
 func (e *Endpoint) pullSends(s *Session, now time.Duration) {
+	sent, bytes := 0, 0
+	defer func() {
+		if sent > 0 {
+			s.stats.sent.Add(uint64(sent))
+			e.m.sent(sent, bytes)
+		}
+	}()
 	for !s.out.busy && s.snd.CanSend() {
 		n := max(1, min(s.snd.Window()-s.snd.Next().Sub(s.snd.Base()), s.snd.Limit().Sub(s.snd.Next())))
 		e.taken = s.takeSend(e.taken[:0], n)
@@ -469,7 +477,6 @@ func (e *Endpoint) pullSends(s *Session, now time.Duration) {
 			}
 			seq := s.snd.Push(now, m)
 			m.sentAt = now
-			e.m.inflight.Add(1)
 			if m.reply != nil {
 				s.replyWait[uint32(seq)] = m.reply
 			}
@@ -478,8 +485,8 @@ func (e *Endpoint) pullSends(s *Session, now time.Duration) {
 			}
 			e.sendMsg(s, seq, m, now)
 			s.probeAt = 0
-			s.stats.sent.Add(1)
-			e.m.sent(len(m.b))
+			sent++
+			bytes += len(m.b)
 		}
 		clear(e.taken)
 	}

@@ -90,6 +90,9 @@ type instruments struct {
 	// acknowledgement being processed released (see acked, ackDone).
 	ackOldest time.Duration
 	ackAny    bool
+	ackCount  int // messages released by the ack being processed
+	recvN     int // messages received this burst, not yet published
+	recvBytes int
 
 	_ [64]byte
 	// Written by the session pumps.
@@ -274,13 +277,20 @@ func (in *instruments) unregister() {
 // owner goroutine.
 
 // sent counts a message's first transmission.
-func (in *instruments) sent(n int) { in.msgsSent.Add(1); in.bytesSent.Add(uint64(n)) }
+// sent counts n messages of bytes bytes in all accepted by a window
+// (owner, once per batch: atomics per message would cost more than the
+// rest of the accounting).
+func (in *instruments) sent(n, bytes int) {
+	in.msgsSent.Add(uint64(n))
+	in.bytesSent.Add(uint64(bytes))
+	in.inflight.Add(int64(n))
+}
 
 // acked is called for every message an acknowledgement releases, with
 // the time of its first transmission (msgBuf.sentAt, stamped where the
 // window accepts it).
 func (in *instruments) acked(sentAt time.Duration) {
-	in.inflight.Add(-1)
+	in.ackCount++
 	if !in.ackAny || sentAt < in.ackOldest {
 		in.ackOldest, in.ackAny = sentAt, true
 	}
@@ -292,6 +302,8 @@ func (in *instruments) ackDone(now time.Duration) {
 	if !in.ackAny {
 		return
 	}
+	in.inflight.Add(-int64(in.ackCount))
+	in.ackCount = 0
 	in.ackAny = false
 	if in.delivHist.Enabled(context.Background()) {
 		in.delivHist.Record(context.Background(), (now - in.ackOldest).Seconds())
@@ -299,7 +311,18 @@ func (in *instruments) ackDone(now time.Duration) {
 }
 
 // received counts a message popped in order from a reorder buffer.
-func (in *instruments) received(n int) { in.msgsRecv.Add(1); in.bytesRecv.Add(uint64(n)) }
+// The owner counts in plain fields and publishes once per burst
+// (flushReceived).
+func (in *instruments) received(n int) { in.recvN++; in.recvBytes += n }
+
+// flushReceived publishes the messages counted by received.
+func (in *instruments) flushReceived() {
+	if in.recvN > 0 {
+		in.msgsRecv.Add(uint64(in.recvN))
+		in.bytesRecv.Add(uint64(in.recvBytes))
+		in.recvN, in.recvBytes = 0, 0
+	}
+}
 
 // deliver counts n messages of bytes bytes in all handed to the
 // application. Any goroutine (the pumps, and the owner).

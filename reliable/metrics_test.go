@@ -645,7 +645,7 @@ func TestMetricsHooksDoNotAllocate(t *testing.T) {
 	// e has no session: its owner goroutine calls none of these meanwhile.
 	in := e.m
 	allocs := testing.AllocsPerRun(1000, func() {
-		in.sent(100)
+		in.sent(1, 100)
 		in.received(100)
 		in.deliver(1, 100)
 		in.dup()

@@ -21,7 +21,7 @@ func BenchmarkStream(b *testing.B) {
 	if os.Geteuid() != 0 {
 		b.Skip("needs root")
 	}
-	for _, size := range []int{64, 256, 1024} {
+	for _, size := range []int{64, 256, 1024, 4096, 16384} {
 		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
 			big := transport.Config{ReadBuffer: 4 << 20, WriteBuffer: 4 << 20}
 			ta, _ := transport.Open(big)
