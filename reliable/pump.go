@@ -131,14 +131,24 @@ func (s *Session) handToPump() {
 	// hand-off. Order is kept: the pump only ever holds what came later.
 	i, bytes := 0, 0
 	if p.backlog.Load() == 0 {
-		for ; i < len(s.delivering) && s.delivering[i].req == nil; i++ {
-			select {
-			case s.recvCh <- s.delivering[i].data:
-				bytes += len(s.delivering[i].data)
-				continue
-			default:
+	fast:
+		for ; i < len(s.delivering); i++ {
+			d := &s.delivering[i]
+			if d.req != nil {
+				select {
+				case s.reqCh <- d.req:
+					bytes += len(d.req.Data)
+					continue
+				default:
+					break fast
+				}
 			}
-			break
+			select {
+			case s.recvCh <- d.data:
+				bytes += len(d.data)
+			default:
+				break fast
+			}
 		}
 		if i > 0 {
 			s.countDelivered(i, bytes)
