@@ -84,6 +84,15 @@ func (p *reliablePair) retransmits() uint64 {
 	return p.a.Stats().Retransmits + p.b.Stats().Retransmits
 }
 
+// reportPath reports how the messages travelled: datagrams the sending
+// endpoint used per message (coalescing makes it small) and sends that
+// met a full peer queue (EAGAIN, either side) per message.
+func (p *reliablePair) reportPath(b *testing.B, n int) {
+	a, bs := p.epA.Stats(), p.epB.Stats()
+	b.ReportMetric(float64(a.DatagramsSent)/float64(n), "dgrams/msg")
+	b.ReportMetric(float64(a.PeerBusy+bs.PeerBusy)/float64(n), "eagain/msg")
+}
+
 func BenchmarkReliable(b *testing.B) {
 	needNetAdmin(b)
 	for _, loss := range bench.LossPercents {
@@ -151,6 +160,7 @@ func benchReliable(b *testing.B, lossPercent, size int) {
 	b.StopTimer()
 	bench.ReportRate(b, total)
 	bench.ReportRetransmits(b, p.retransmits(), total)
+	p.reportPath(b, total)
 }
 
 // BenchmarkRequestReply times Session.Request round trips of 64-byte
