@@ -13,13 +13,18 @@
 //     endpoints, with P percent of the datagrams each side sends dropped by
 //     the fault injector (transport/fault).
 //   - BenchmarkRequestReply and BenchmarkRawPingPong: one 64-byte message
-//     out and back, reporting the p50-us and p99-us round trip.
+//     out and back, reporting the p50-us and p99-us round trip;
+//     BenchmarkRequestReplyLossy/loss=1 is the request/reply run with 1%
+//     loss, whose p99 is what recovery costs a caller.
 //
 // Every benchmark sends b.N messages whose first 8 bytes carry their index
 // (Stamp) and checks on the receiving side that all of them arrive once,
 // in order and whole (Checker); it reports msgs/s, MB/s (b.SetBytes with
 // the payload size) and allocations per message, and retrans/msg where
-// the protocol retransmits. Sender and receiver run in one process.
+// the protocol retransmits; the reliable runs add dgrams/msg (datagrams
+// the sender used per message: coalescing) and eagain/msg (sends that met
+// a full peer queue). Sender and receiver run in one process, so
+// allocs/op counts both ends.
 //
 // `make bench` runs the suite with benchstat and writes
 // docs/BENCHMARKS.md; `make bench-smoke` runs every benchmark once.

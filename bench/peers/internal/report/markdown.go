@@ -216,7 +216,9 @@ const method = `
 - **cnlink reliable**: ` + "`reliable.Endpoint`" + `s over ` + "`transport.Open`" + ` (4 MiB buffers),
   one session, default ` + "`reliable.Config`" + `; the sender calls ` + "`Session.SendBatch`" + ` with 64
   messages at a time and the receiver drains ` + "`Session.Recv()`" + `. Loss is injected by
-  ` + "`transport/fault`" + ` on the send side of both endpoints, seeded per benchmark.
+  ` + "`transport/fault`" + ` on the send side of both endpoints, seeded per benchmark. These runs also
+  report ` + "`dgrams/msg`" + ` (datagrams the sender used per message: how well it coalesces) and
+  ` + "`eagain/msg`" + ` (sends that met a full peer queue), in the last benchstat table.
 - **unix SOCK_SEQPACKET**: Go's ` + "`unixpacket`" + ` connection, one Write per message.
 - **TCP, buffered**: loopback, 64 KiB ` + "`bufio.Writer`" + ` and ` + "`bufio.Reader`" + `, a 4-byte length
   prefix per message (a stream has no message boundaries), one Flush at the end.
@@ -232,6 +234,9 @@ const method = `
   for them, and other work on the machine moves absolute numbers between runs (see the load
   average above). Rounds are interleaved (every benchmark once per round) so that ratios come
   from the same conditions.
+- ` + "`make bench BENCHCOUNT=n BENCHTIME=d`" + ` changes the rounds and the time per benchmark;
+  ` + "`go run ./cmd/report -from ../../docs/bench-results.txt`" + ` (in bench/peers) rebuilds this page
+  and the charts from recorded results without running anything.
 `
 
 func orUnknown(s string) string {
