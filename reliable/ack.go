@@ -1,0 +1,172 @@
+package reliable
+
+// Acknowledgements: building them, processing them, loss recovery and
+// the overrun status exchange.
+
+import (
+	"time"
+
+	"github.com/cnlink/cnlink/retry"
+	"github.com/cnlink/cnlink/window"
+	"github.com/cnlink/cnlink/wire"
+)
+
+// releaseMsg is called by the window for every acknowledged record.
+func (s *Session) releaseMsg(_ window.Seq, m *msgBuf) {
+	s.ep.m.acked(m.sentAt)
+	if m.flags&wire.FlagFin != 0 {
+		s.finAcked = true
+	}
+	s.recycle(m)
+}
+
+// onAck feeds an acknowledgement to the window: releases, RTT sample,
+// loss detection, and the retransmissions and new sends it allows.
+func (e *Endpoint) onAck(s *Session, f *wire.Parsed, now time.Duration) {
+	if err := wire.ParseAck(f.Body, &e.parsedAck); err != nil {
+		e.reject(rejectMalformed)
+		return
+	}
+	a := window.Ack{
+		Cum:      window.Seq(f.Header.Arg),
+		Limit:    window.Seq(e.parsedAck.Limit),
+		DupValid: f.Header.Flags&wire.FlagDupValid != 0,
+		Dup:      window.Seq(e.parsedAck.Dup),
+		Ranges:   e.ackRanges[:0],
+	}
+	for _, r := range e.parsedAck.Ranges {
+		a.Ranges = append(a.Ranges, window.Range{Start: window.Seq(r.Start), End: window.Seq(r.End)})
+	}
+	e.ackRanges = a.Ranges
+	res := s.snd.OnAck(now, a, s.release)
+	e.m.ackDone(now)
+	s.freeBatch()
+	if res.Acked > 0 {
+		s.probes, s.rtoFrom = 0, 0
+	}
+	if res.RTTValid {
+		s.rtt.Update(res.RTT)
+		s.snd.SetSRTT(s.rtt.SRTT())
+		s.stats.srtt.Store(int64(s.rtt.SRTT()))
+		e.m.rtt(res.RTT)
+	}
+	if res.Spurious > 0 {
+		e.stats.spurious.Add(uint64(res.Spurious))
+	}
+	if f.Header.Flags&wire.FlagStatusReq != 0 {
+		e.onStatusReq(s, now)
+	}
+	e.retransmit(s, now, false)
+	if s.finAcked {
+		e.endSession(s, &SessionError{Port: s.key.port, Channel: s.key.ch.String(), Kind: ErrClosed}, false, now)
+		return
+	}
+	if res.Acked > 0 {
+		e.checkFlushers(s)
+	}
+}
+
+// sendAck appends an acknowledgement answering the newest frame received.
+func (e *Endpoint) sendAck(s *Session, now time.Duration) {
+	a := s.rcv.Ack(int(s.pump.backlog.Load()))
+	e.ackBody.Limit = uint32(a.Limit)
+	e.ackBody.Dup = uint32(a.Dup)
+	e.ackBody.Ranges = e.ackBody.Ranges[:0]
+	for _, r := range a.Ranges {
+		e.ackBody.Ranges = append(e.ackBody.Ranges, wire.Range{Start: uint32(r.Start), End: uint32(r.End)})
+	}
+	var flags uint16
+	if a.DupValid {
+		flags |= wire.FlagDupValid
+	}
+	if s.statusReq {
+		flags |= wire.FlagStatusReq
+	}
+	body := wire.AppendAck(e.ackScr[:0], &e.ackBody)
+	e.ackScr = body[:0]
+	f := wire.Frame{ID: s.key.ch, Seq: s.ackSeq, Ack: s.peerEpoch + 1, Port: e.tr.LocalPort(), Type: wire.TypeAck, Flags: flags, Arg: uint32(a.Cum)}
+	if e.appendFrame(s, &f, body, nil, now) {
+		s.ackDue = false
+		s.statusReq = false
+		if credit := a.Limit.Sub(a.Cum); credit < e.cfg.Window/4 {
+			s.pump.wantUpdate.Store(true)
+		}
+	}
+}
+
+// retransmit sends the window's lost records again.
+func (e *Endpoint) retransmit(s *Session, now time.Duration, rto bool) {
+	for s.snd.HasLost() && !s.out.busy {
+		seq, m, ok := s.snd.PopLost(now)
+		if !ok {
+			break
+		}
+		e.sendMsg(s, seq, m, now)
+		s.stats.retrans.Add(1)
+		if rto {
+			s.stats.rtoRetrans.Add(1)
+		}
+		e.m.retransmit(rto)
+	}
+}
+
+// onStatusReq: the peer overran and lost frames; everything it has not
+// acknowledged is retransmitted now, and it gets our status back.
+func (e *Endpoint) onStatusReq(s *Session, now time.Duration) {
+	s.stats.statusRepair.Add(1)
+	s.snd.MarkAllLost()
+	if !s.ackDue {
+		e.needAck(s, uint32(s.rcv.Cum())-1)
+	}
+}
+
+// onOverrun: the transport reported that the kernel dropped datagrams for
+// us. Ask every peer for an immediate status exchange instead of waiting
+// for its retransmission timer.
+func (e *Endpoint) onOverrun(now time.Duration) {
+	e.stats.overruns.Add(1)
+	for _, s := range e.sessions {
+		if s.state != stateEstablished {
+			continue
+		}
+		if s.overrun == nil {
+			s.overrun = retry.OverrunSchedule()
+		}
+		s.overrun.Reset(now)
+		s.statusAt = now
+		e.requestStatus(s, now)
+	}
+	e.finishRx(now)
+}
+
+// requestStatus sends an ACK with STATUS_REQ and schedules the next one
+// on the overrun schedule. Repeats stop once no gap is left in the
+// receive buffer (DESIGN §5: repair within 2 RTOs of the report).
+func (e *Endpoint) requestStatus(s *Session, now time.Duration) {
+	s.statusReq = true
+	s.stats.statusReq.Add(1)
+	if !s.ackDue {
+		e.needAck(s, uint32(s.rcv.Cum())-1)
+	}
+	wait, ok := s.overrun.Next(now)
+	if !ok {
+		s.statusAt = 0
+		return
+	}
+	s.statusAt = now + wait
+}
+
+// checkFlushers releases Flush callers once everything queued is acked.
+func (e *Endpoint) checkFlushers(s *Session) {
+	if s.snd == nil || s.snd.InFlight() > 0 {
+		return
+	}
+	s.mu.Lock()
+	if len(s.sendQ) == s.sendHead && len(s.flushers) > 0 {
+		for _, ch := range s.flushers {
+			close(ch)
+		}
+		s.flushers = nil
+	}
+	s.mu.Unlock()
+}

@@ -1,0 +1,137 @@
+package reliable
+
+// Ending sessions: graceful close, abort, failure, and RST frames.
+
+import (
+	"time"
+
+	"github.com/cnlink/cnlink/transport"
+	"github.com/cnlink/cnlink/window"
+	"github.com/cnlink/cnlink/wire"
+)
+
+// beginClose starts a graceful close: a FIN goes at the end of the
+// stream, and the session ends when it is acknowledged.
+func (e *Endpoint) beginClose(s *Session) {
+	now := e.now()
+	if s.state != stateEstablished {
+		e.endSession(s, &SessionError{Port: s.key.port, Channel: s.key.ch.String(), Kind: ErrClosed}, false, now)
+		return
+	}
+	s.mu.Lock()
+	m := s.newMsgLocked(nil, wire.TypeData)
+	m.flags = wire.FlagFin
+	s.sendQ = append(s.sendQ, m) // past sendCap on purpose: the FIN must fit
+	s.mu.Unlock()
+	s.closeAt = now + e.cfg.CloseTimeout
+	e.pullSends(s, now)
+	e.reschedule(s, now)
+}
+
+// abort ends s at once and tells the peer.
+func (e *Endpoint) abort(s *Session) {
+	now := e.now()
+	if s.state == stateEstablished {
+		e.sendRst(s, wire.RstAbort, now)
+	}
+	s.abandonPump()
+	e.endSession(s, &SessionError{Port: s.key.port, Channel: s.key.ch.String(), Kind: ErrClosed}, false, now)
+}
+
+// fail ends s with a typed error.
+func (e *Endpoint) fail(s *Session, kind, cause error) {
+	e.endSession(s, &SessionError{Port: s.key.port, Channel: s.key.ch.String(), Kind: kind, Cause: cause}, false, e.now())
+}
+
+// endSession ends s with err. With timeWait the session lingers to answer
+// retransmissions of frames it already acknowledged (the peer's FIN).
+func (e *Endpoint) endSession(s *Session, err error, timeWait bool, now time.Duration) {
+	if s.state == stateDead || s.state == stateTimeWait {
+		return
+	}
+	wasSyn := s.state == stateSynSent
+	s.err.Store(&err)
+	s.mu.Lock()
+	s.endErr = err
+	queue := s.sendQ[s.sendHead:]
+	s.sendQ, s.sendHead = nil, 0
+	s.flushers = nil
+	s.mu.Unlock()
+	close(s.ended)
+	for _, m := range queue {
+		if m.reply != nil {
+			m.reply <- replyMsg{err: err}
+		}
+	}
+	if s.snd != nil {
+		s.snd.Drain(func(_ window.Seq, m *msgBuf) { e.m.inflight.Add(-1) })
+	}
+	for k, ch := range s.replyWait {
+		ch <- replyMsg{err: err}
+		delete(s.replyWait, k)
+	}
+	if wasSyn && s.dialDone != nil {
+		s.dialDone <- err
+		s.dialDone = nil
+	}
+	s.handToPump()
+	s.endPump()
+	e.m.sessionClosed(s, err)
+	if timeWait {
+		s.state = stateTimeWait
+		s.closeAt = now + 2*e.cfg.KeepAlive
+		e.touchSession(s)
+		return
+	}
+	s.state = stateDead
+	e.remove(s)
+}
+
+// remove forgets s.
+func (e *Endpoint) remove(s *Session) {
+	if s.state != stateDead {
+		s.state = stateDead
+	}
+	if e.sessions[s.key] == s {
+		delete(e.sessions, s.key)
+	}
+	if e.lastSess == s {
+		e.lastSess = nil
+	}
+	e.timers.schedule(s, noDeadline)
+	o := s.out
+	for i, x := range o.sessions {
+		if x == s {
+			o.sessions = append(o.sessions[:i], o.sessions[i+1:]...)
+			break
+		}
+	}
+	if len(o.sessions) == 0 && e.outs[o.port] == o {
+		// Frames already coalesced still go out at the end of the turn
+		// (the RST of an abort, say); the buffer is just no longer found.
+		delete(e.outs, o.port)
+	}
+}
+
+// sendRst tells the peer the session is over, proving it knows the
+// peer's epoch (ack = peer epoch + 1).
+func (e *Endpoint) sendRst(s *Session, reason uint32, now time.Duration) {
+	seq := uint32(0)
+	if s.rcv != nil {
+		seq = uint32(s.rcv.Cum()) - 1
+	}
+	f := wire.Frame{ID: s.key.ch, Seq: seq, Ack: s.peerEpoch + 1, Port: e.tr.LocalPort(), Type: wire.TypeRst, Arg: reason}
+	e.appendFrame(s, &f, nil, nil, now)
+}
+
+// sendRstTo answers a frame of an unknown session. It bypasses the
+// coalescing buffers so that hostile traffic cannot make the endpoint
+// allocate per-port state.
+func (e *Endpoint) sendRstTo(port uint32, ch transport.CbID, seq, ack, reason uint32) {
+	f := wire.Frame{ID: ch, Seq: seq, Ack: ack, Port: e.tr.LocalPort(), Type: wire.TypeRst, Arg: reason}
+	b, err := wire.Append(e.rstScr[:0], &f, nil, nil)
+	if err == nil {
+		_ = e.tr.Send(transport.Addr{Port: port}, b) // best effort
+		e.rstScr = b[:0]
+	}
+}

@@ -1,0 +1,147 @@
+package reliable
+
+// The data path: queued messages into the window and onto the wire,
+// received frames through the reorder buffer to the application.
+
+import (
+	"time"
+
+	"github.com/cnlink/cnlink/transport"
+	"github.com/cnlink/cnlink/window"
+	"github.com/cnlink/cnlink/wire"
+)
+
+// onData accepts a Data or Reply frame whose stream number is dsn.
+func (e *Endpoint) onData(s *Session, dsn uint32, f *wire.Parsed, now time.Duration) {
+	if len(f.Body) > e.cfg.MaxMessage {
+		e.reject(rejectTooLarge)
+		return
+	}
+	// Enforce the credit we advertise: whatever a peer sends, the reorder
+	// buffer plus the messages waiting for the application stay within
+	// the window. A well-behaved sender never gets here (its limit was
+	// computed from a backlog that can only have shrunk since).
+	if d := window.Seq(dsn).Sub(s.rcv.Cum()); d >= 0 && d >= e.cfg.Window-int(s.pump.backlog.Load())-len(s.delivering) {
+		e.reject(rejectWindow)
+		e.needAck(s, dsn)
+		return
+	}
+	it := rxItem{seq: f.Seq, ack: f.Ack, typ: uint8(f.Header.Type), flags: f.Header.Flags}
+	it.data = s.payloadCopy(f.Body)
+	held := s.rcv.Buffered()
+	switch s.rcv.Push(window.Seq(dsn), it) {
+	case window.Duplicate:
+		s.stats.dups.Add(1)
+		e.m.dup()
+		s.rpool.cache = append(s.rpool.cache, it.data[:0])
+	case window.OutOfWindow:
+		e.reject(rejectWindow)
+		s.rpool.cache = append(s.rpool.cache, it.data[:0])
+	}
+	e.needAck(s, dsn)
+	for {
+		it, ok := s.rcv.Pop()
+		if !ok {
+			break
+		}
+		e.deliverItem(s, it, now)
+		if s.state != stateEstablished {
+			e.m.reorder(s.rcv.Buffered() - held)
+			return
+		}
+	}
+	e.m.reorder(s.rcv.Buffered() - held)
+}
+
+// deliverItem routes one in-order item: a reply to its waiting Request,
+// a FIN to the end of the session, data and requests to the pump.
+func (e *Endpoint) deliverItem(s *Session, it rxItem, now time.Duration) {
+	e.m.received(len(it.data))
+	switch {
+	case wire.Type(it.typ) == wire.TypeReply:
+		if ch, ok := s.replyWait[it.seq]; ok {
+			delete(s.replyWait, it.seq)
+			ch <- replyMsg{data: it.data}
+			e.m.deliver(1, len(it.data))
+		} else {
+			e.reject(rejectLateReply)
+		}
+		s.stats.delivered.Add(1)
+	case it.flags&wire.FlagFin != 0:
+		s.peerFin = true
+		s.pump.graceful.Store(true)
+		e.endSession(s, &SessionError{Port: s.key.port, Channel: s.key.ch.String(), Kind: ErrPeerClosed}, true, now)
+	case it.flags&wire.FlagRequest != 0:
+		s.delivering = append(s.delivering, delivery{req: &Request{Data: it.data, s: s, seq: it.seq, ack: it.ack}})
+	default:
+		s.delivering = append(s.delivering, delivery{data: it.data})
+	}
+}
+
+// pullSends moves queued messages into the window and onto the wire.
+func (e *Endpoint) pullSends(s *Session, now time.Duration) {
+	sent, bytes := 0, 0
+	defer func() {
+		if sent > 0 {
+			s.stats.sent.Add(uint64(sent))
+			e.m.sent(sent, bytes)
+		}
+	}()
+	for !s.out.busy && s.snd.CanSend() {
+		n := max(1, min(s.snd.Window()-s.snd.Next().Sub(s.snd.Base()), s.snd.Limit().Sub(s.snd.Next())))
+		e.taken = s.takeSend(e.taken[:0], n)
+		if len(e.taken) == 0 {
+			break
+		}
+		for i, m := range e.taken {
+			if !s.snd.CanSend() {
+				s.requeueFront(e.taken[i:])
+				break
+			}
+			seq := s.snd.Push(now, m)
+			m.sentAt = now
+			if m.reply != nil {
+				s.replyWait[uint32(seq)] = m.reply
+			}
+			if m.flags&wire.FlagFin != 0 {
+				s.finSent = true
+			}
+			e.sendMsg(s, seq, m, now)
+			s.probeAt = 0
+			sent++
+			bytes += len(m.b)
+		}
+		clear(e.taken)
+	}
+	s.mu.Lock()
+	if len(s.sendQ) == s.sendHead {
+		s.readyFlag = false
+	}
+	s.mu.Unlock()
+}
+
+// sendMsg encodes one Data or Reply record. If the destination turns busy
+// the frame stays in flight unsent and the window recovers it.
+func (e *Endpoint) sendMsg(s *Session, seq window.Seq, m *msgBuf, now time.Duration) {
+	f := wire.Frame{ID: s.key.ch, Seq: uint32(seq), Ack: s.myEpoch, Port: e.tr.LocalPort(), Type: m.typ, Flags: m.flags}
+	if m.typ == wire.TypeReply {
+		f.Seq, f.Ack, f.Arg = m.replyTo, m.ackTo, uint32(seq)
+	}
+	e.appendFrame(s, &f, nil, m.b, now)
+}
+
+// appendFrame encodes a frame into the session's coalescing buffer.
+func (e *Endpoint) appendFrame(s *Session, f *wire.Frame, body, payload []byte, now time.Duration) bool {
+	o := s.out
+	if !e.room(o, transport.FrameLen(wire.HeaderLen+len(body)+len(payload)), now) {
+		return false
+	}
+	var err error
+	o.buf, err = wire.Append(o.buf, f, body, payload)
+	if err != nil {
+		e.stats.sendErrors.Add(1)
+		return false
+	}
+	e.touch(o)
+	return true
+}

@@ -1,0 +1,134 @@
+package reliable
+
+// Session opening: SYN, SYNACK, and the parameters they fix.
+
+import (
+	"errors"
+	"time"
+
+	"github.com/cnlink/cnlink/retry"
+	"github.com/cnlink/cnlink/transport"
+	"github.com/cnlink/cnlink/window"
+	"github.com/cnlink/cnlink/wire"
+)
+
+// onSyn handles a SYN: a new session (if accepting), a retransmitted
+// SYN (answer again), or a new epoch from an open session's port (the old
+// peer is gone: end that session, open a new one).
+func (e *Endpoint) onSyn(k key, s *Session, f *wire.Parsed, now time.Duration) {
+	syn, err := wire.ParseSyn(f.Body)
+	if err != nil || f.Ack != syn.Epoch || syn.Epoch == 0 {
+		e.reject(rejectMalformed)
+		return
+	}
+	if s != nil {
+		switch {
+		case s.peerEpoch == syn.Epoch && s.state == stateEstablished && !s.initiator:
+			e.sendSynAck(s, f.Seq, f.Ack+1, now) // our SYNACK was lost
+			return
+		case s.peerEpoch == syn.Epoch || s.state == stateSynSent:
+			// A stale duplicate, or both sides dialing each other on
+			// the same channel at once: the dialer keeps its attempt.
+			e.reject(rejectState)
+			return
+		case s.state == stateEstablished:
+			// Only one socket can hold a port, so a new epoch from the
+			// peer's port means the old peer is gone: end the old session
+			// (nothing of the new one reaches it) and accept the new one.
+			e.fail(s, ErrPeerReset, errors.New("peer restarted: new session from its port"))
+			e.remove(s)
+		default:
+			e.remove(s)
+		}
+	}
+	if e.acceptQ == nil || len(e.acceptQ) == cap(e.acceptQ) {
+		e.reject(rejectRefused)
+		e.sendRstTo(k.port, k.ch, f.Seq, f.Ack+1, wire.RstRefused)
+		return
+	}
+	if syn.Window == 0 || syn.MaxMessage == 0 || int(syn.MaxDatagram) < transport.FrameLen(wire.HeaderLen+1) {
+		e.reject(rejectMalformed)
+		e.sendRstTo(k.port, k.ch, f.Seq, f.Ack+1, wire.RstBadHandsh)
+		return
+	}
+	s = e.newSession(k, false)
+	s.myISN = window.RandomSeq()
+	e.establish(s, syn, now)
+	e.sendSynAck(s, f.Seq, f.Ack+1, now)
+	e.m.handshake(s, "accepted")
+	e.acceptQ <- s
+	e.reschedule(s, now)
+}
+
+// synBody is what this side tells the peer in SYN and SYNACK.
+func (e *Endpoint) synBody(s *Session) wire.Syn {
+	return wire.Syn{
+		Epoch:       s.myEpoch,
+		ISN:         uint32(s.myISN),
+		Window:      uint32(e.cfg.Window),
+		MaxMessage:  uint32(e.cfg.MaxMessage),
+		MaxDatagram: uint32(e.cfg.MaxDatagram),
+	}
+}
+
+// sendSynAck answers a SYN with the connector rule: its seq, its ack+1.
+func (e *Endpoint) sendSynAck(s *Session, seq, ack uint32, now time.Duration) {
+	body := wire.AppendSyn(e.ackScr[:0], e.synBody(s))
+	f := wire.Frame{ID: s.key.ch, Seq: seq, Ack: ack, Port: e.tr.LocalPort(), Type: wire.TypeSynAck}
+	e.appendFrame(s, &f, body, nil, now)
+}
+
+// sendSyn sends (or resends) the opening frame of a dialed session.
+func (e *Endpoint) sendSyn(s *Session, now time.Duration) {
+	if s.hs == nil {
+		s.myISN = window.RandomSeq()
+		s.hs = retry.HandshakeSchedule()
+		s.hs.Reset(now)
+		s.hsDeadline = now + e.cfg.HandshakeTimeout
+	}
+	body := wire.AppendSyn(e.ackScr[:0], e.synBody(s))
+	f := wire.Frame{ID: s.key.ch, Seq: uint32(s.myISN), Ack: s.myEpoch, Port: e.tr.LocalPort(), Type: wire.TypeSyn}
+	e.appendFrame(s, &f, body, nil, now)
+	wait, ok := s.hs.Next(now)
+	if !ok {
+		wait = s.hsDeadline - now
+	}
+	s.hsNext = now + wait
+	e.reschedule(s, now)
+}
+
+// onSynAck completes a dialed session (the caller checked seq and ack).
+func (e *Endpoint) onSynAck(s *Session, f *wire.Parsed, now time.Duration) {
+	syn, err := wire.ParseSyn(f.Body)
+	if err != nil || syn.Epoch == 0 || syn.Window == 0 || syn.MaxMessage == 0 ||
+		int(syn.MaxDatagram) < transport.FrameLen(wire.HeaderLen+1) {
+		e.reject(rejectMalformed)
+		return
+	}
+	s.lastHeard = now
+	e.establish(s, syn, now)
+	e.m.handshake(s, "established")
+	if s.dialDone != nil {
+		s.dialDone <- nil
+		s.dialDone = nil
+	}
+	e.touchSession(s)
+}
+
+// establish fixes the session parameters from the peer's SYN/SYNACK.
+func (e *Endpoint) establish(s *Session, peer wire.Syn, now time.Duration) {
+	s.peerEpoch = peer.Epoch
+	s.maxMsg = min(e.cfg.MaxMessage, int(peer.MaxMessage))
+	s.out.max = min(s.out.max, int(peer.MaxDatagram))
+	s.snd = window.NewSender[*msgBuf](s.myISN, window.SenderConfig{
+		Window: min(e.cfg.Window, int(peer.Window)),
+		// A local round trip is ~10µs: RFC 9002's 1ms floor for the
+		// reordering window would delay time-based loss detection 100
+		// fold. DSACK feedback widens it when reordering is real.
+		ReorderWindowMin: 100 * time.Microsecond,
+	})
+	s.rcv = window.NewReceiver[rxItem](window.Seq(peer.ISN), window.ReceiverConfig{Window: e.cfg.Window, MaxRanges: 16})
+	s.release = s.releaseMsg
+	s.state = stateEstablished
+	s.lastHeard = now
+}

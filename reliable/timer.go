@@ -1,0 +1,122 @@
+package reliable
+
+// Per-session deadlines: retransmission, loss detection, keepalive,
+// dead-peer and close timers, all served by the endpoint's single timer.
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cnlink/cnlink/wire"
+)
+
+// onTimer runs a session's due timers.
+func (e *Endpoint) onTimer(s *Session, now time.Duration) {
+	switch s.state {
+	case stateSynSent:
+		if now >= s.hsDeadline {
+			e.fail(s, ErrTimeout, errors.New("no answer to the handshake"))
+			return
+		}
+		if now >= s.hsNext {
+			e.sendSyn(s, now)
+		}
+		return
+	case stateTimeWait:
+		if now >= s.closeAt {
+			e.remove(s)
+			return
+		}
+		e.reschedule(s, now)
+		return
+	case stateDead:
+		e.timers.schedule(s, noDeadline)
+		return
+	}
+	if now-s.lastHeard >= e.cfg.DeadPeerTimeout {
+		e.fail(s, ErrPeerGone, fmt.Errorf("nothing heard for %v", now-s.lastHeard))
+		return
+	}
+	if s.closeAt != 0 && now >= s.closeAt {
+		e.sendRst(s, wire.RstAbort, now)
+		e.fail(s, ErrTimeout, errors.New("graceful close did not finish in time"))
+		return
+	}
+	if d, ok := s.snd.LossDeadline(); ok && now >= d {
+		s.snd.DetectLoss(now)
+		e.retransmit(s, now, false)
+	}
+	if t, ok := s.snd.OldestSentAt(); ok && now >= max(t, s.rtoFrom)+s.rtt.RTO() {
+		if s.probes == 0 {
+			// First expiry: probe instead of resending the whole window
+			// (RFC 9002 6.2's probe timeout in spirit). A receiver that was
+			// merely slow answers with an ack covering everything; a lost
+			// tail shows up in the answer's SACK or in the next expiry.
+			s.probes++
+			e.sendPing(s, 0, now)
+			s.rtoFrom = now
+		} else {
+			s.snd.OnTimeout(now)
+			e.retransmit(s, now, true)
+		}
+		s.rtt.Backoff()
+	}
+	if s.statusAt != 0 && now >= s.statusAt {
+		if s.rcv.Buffered() > 0 {
+			e.requestStatus(s, now) // still missing frames: ask again
+		} else {
+			s.statusAt = 0
+		}
+	}
+	if s.probeAt != 0 && now >= s.probeAt {
+		// The peer's window is closed and nothing is in flight: probe so
+		// that a lost window update cannot stall us forever.
+		s.probeAt = 0
+		e.sendPing(s, 0, now)
+		s.rtt.Backoff()
+	}
+	if now >= max(s.lastHeard, s.lastPing)+e.cfg.KeepAlive {
+		e.sendPing(s, 0, now)
+	}
+	e.touchSession(s)
+}
+
+// reschedule computes the session's next deadline.
+func (e *Endpoint) reschedule(s *Session, now time.Duration) {
+	d := noDeadline
+	switch s.state {
+	case stateSynSent:
+		d = min(s.hsNext, s.hsDeadline)
+	case stateTimeWait:
+		d = s.closeAt
+	case stateEstablished:
+		d = min(s.lastHeard+e.cfg.DeadPeerTimeout, max(s.lastHeard, s.lastPing)+e.cfg.KeepAlive)
+		if s.closeAt != 0 {
+			d = min(d, s.closeAt)
+		}
+		if t, ok := s.snd.OldestSentAt(); ok {
+			d = min(d, max(t, s.rtoFrom)+s.rtt.RTO())
+		} else if !s.snd.CanSend() && s.queued() > 0 {
+			if s.probeAt == 0 {
+				s.probeAt = now + s.rtt.RTO()
+			}
+			d = min(d, s.probeAt)
+		}
+		if t, ok := s.snd.LossDeadline(); ok {
+			d = min(d, t)
+		}
+		if s.statusAt != 0 {
+			d = min(d, s.statusAt)
+		}
+	}
+	e.timers.schedule(s, d)
+}
+
+// sendPing probes the peer (keepalive, zero window, RTO probe); the
+// answer is an ACK.
+func (e *Endpoint) sendPing(s *Session, flags uint16, now time.Duration) {
+	f := wire.Frame{ID: s.key.ch, Seq: uint32(s.snd.Next()), Ack: s.myEpoch, Port: e.tr.LocalPort(), Type: wire.TypePing, Flags: flags}
+	e.appendFrame(s, &f, nil, nil, now)
+	s.lastPing = now
+}
