@@ -504,6 +504,7 @@ func nonZeroRandom() uint32 {
 // shutdown runs when the owner exits: every session ends.
 func (e *Endpoint) shutdown() {
 	now := e.now()
+	e.m.flushReceived() // a burst cut short by Close was still received
 	for _, s := range e.sessions {
 		if s.state == stateEstablished {
 			e.sendRst(s, wire.RstEndpointGo, now)

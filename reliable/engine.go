@@ -130,6 +130,10 @@ func (e *Endpoint) needAck(s *Session, seq uint32) {
 
 // finishRx emits acks and deliveries for the sessions touched this turn.
 func (e *Endpoint) finishRx(now time.Duration) {
+	// Publish receive counts before anything is handed to the
+	// application, so that a reader of the metrics never sees a message
+	// delivered and not yet received.
+	e.m.flushReceived()
 	for i := 0; i < len(e.acks); i++ {
 		s := e.acks[i]
 		s.touched = false
@@ -147,5 +151,4 @@ func (e *Endpoint) finishRx(now time.Duration) {
 	}
 	clear(e.acks)
 	e.acks = e.acks[:0]
-	e.m.flushReceived()
 }
