@@ -296,7 +296,10 @@ func newMonitor(cfg Config, tr transport.Transport) *Monitor {
 // went missing (see Loss), and the stream goes on after it. Memory is
 // bounded: when the application falls Config.Buffer events behind, newer
 // events are dropped and counted, and one loss report holding the count
-// takes the next free slot, ahead of any later event. The reader never
+// takes the next free slot, ahead of any later event. Loss detected
+// while the report waits (more drops, gaps, overruns) joins it; loss
+// detected at the instant the application takes it may instead come as a
+// second report right behind it, with no event in between. The reader never
 // waits for the application, because a reader that stops draining the
 // socket makes the kernel drop events wholesale (and such drops would be
 // reported as overruns too).
@@ -587,6 +590,16 @@ func (m *Monitor) push(ev Event) {
 
 // flush is the flusher goroutine: it waits, outside the lock, for room for
 // the pending loss report.
+//
+// What it offers the channel is a copy of pending, and a channel send
+// cannot recompute its value when room appears, so the copy must never
+// go stale while it waits: push kicks on every change to pending, and a
+// kick makes the flusher take a fresh copy before it waits again. A
+// report therefore holds all the loss detected before the application
+// made room for it. Only loss detected at the very moment the report is
+// handed over may miss it (the select finds the room and the kick ready
+// together and picks one); that loss stays pending and is the next
+// report, still ahead of every later event.
 func (m *Monitor) flush() {
 	defer m.exit()
 	for {
@@ -595,6 +608,7 @@ func (m *Monitor) flush() {
 		case <-m.stop:
 			return
 		}
+	offer:
 		for {
 			m.mu.Lock()
 			rep := m.pending
@@ -608,6 +622,8 @@ func (m *Monitor) flush() {
 				m.mu.Lock()
 				m.pending.sub(rep)
 				m.mu.Unlock()
+			case <-m.kick:
+				continue offer // pending grew: offer the merged report
 			case <-m.stop:
 				return
 			}
