@@ -51,6 +51,9 @@ func (e *Endpoint) endSession(s *Session, err error, timeWait bool, now time.Dur
 	}
 	wasSyn := s.state == stateSynSent
 	s.err.Store(&err)
+	// Count the end before anyone can observe it (Done, Err, a failed
+	// Send), so that metrics read after Done include it.
+	e.m.sessionClosed(s, err)
 	s.mu.Lock()
 	s.endErr = err
 	queue := s.sendQ[s.sendHead:]
@@ -76,7 +79,6 @@ func (e *Endpoint) endSession(s *Session, err error, timeWait bool, now time.Dur
 	}
 	s.handToPump()
 	s.endPump()
-	e.m.sessionClosed(s, err)
 	if timeWait {
 		s.state = stateTimeWait
 		s.closeAt = now + 2*e.cfg.KeepAlive

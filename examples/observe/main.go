@@ -310,7 +310,12 @@ func traffic(ctx context.Context, o options, sa, sb *reliable.Session) (sent, re
 		n := 0
 		for ctx.Err() == nil {
 			q := []byte(fmt.Sprintf("request %d", n))
-			r, err := sa.Request(ctx, q)
+			// The request itself outlives the traffic window: a reply
+			// still in flight when the session closes would be counted
+			// as sent and never as received.
+			rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			r, err := sa.Request(rctx, q)
+			rcancel()
 			if err != nil {
 				if ctx.Err() != nil {
 					break

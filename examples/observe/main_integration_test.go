@@ -35,7 +35,7 @@ func TestIntegrationObserve(t *testing.T) {
 		stdout:   true,
 		size:     256,
 		seed:     uint64(time.Now().UnixNano()),
-		send:     fault.Direction{Loss: 0.05, Duplicate: 0.02},
+		send:     fault.Direction{Loss: 0.05, Duplicate: 0.10},
 	}
 	t.Logf("seed %d", o.seed)
 	if err := run(context.Background(), o, &out); err != nil {
@@ -66,7 +66,7 @@ func TestIntegrationObserve(t *testing.T) {
 		t.Error("5% loss injected, no retransmission reported")
 	}
 	if d := sample("cnlink_duplicates_total"); d == 0 {
-		t.Error("2% duplication injected, no duplicate reported")
+		t.Error("10% duplication injected, no duplicate reported")
 	}
 	if c := sample("cnlink_rtt_seconds_count"); c == 0 {
 		t.Error("no round-trip samples")
