@@ -19,6 +19,8 @@ const (
 	// sendBatch is how many messages the sender hands to SendBatch at
 	// once, as a throughput-minded application would.
 	sendBatch = 64
+	// recvBatch is how many messages one RecvBatch call may return.
+	recvBatch = 256
 	// runTimeout bounds one benchmark run: a stalled session fails it
 	// instead of hanging the suite.
 	runTimeout = 5 * time.Minute
@@ -105,8 +107,8 @@ func BenchmarkReliable(b *testing.B) {
 }
 
 // benchReliable streams b.N messages from a to b: SendBatch in batches of
-// sendBatch on this goroutine, a receiver goroutine draining Recv and
-// checking every message.
+// sendBatch on this goroutine, a receiver goroutine draining RecvBatch
+// (recycling each message) and checking every message.
 func benchReliable(b *testing.B, lossPercent, size int) {
 	b.ReportAllocs()
 	b.SetBytes(int64(size))
@@ -118,21 +120,28 @@ func benchReliable(b *testing.B, lossPercent, size int) {
 	ctx, fail := context.WithCancelCause(ctx)
 	done := make(chan error, 1)
 	go func() {
+		// The throughput-minded receiver: RecvBatch, and Recycle so
+		// that the receive path allocates nothing either.
 		c := bench.Checker{Size: size}
+		in := make([][]byte, recvBatch)
 		for int(c.Count()) < total {
-			select {
-			case m := <-p.b.Recv():
+			k, err := p.b.RecvBatch(ctx, in)
+			if err != nil {
+				if ctx.Err() != nil {
+					err = fmt.Errorf("after %d messages: %w", c.Count(), context.Cause(ctx))
+				} else {
+					err = fmt.Errorf("receiving session ended after %d messages: %w", c.Count(), err)
+				}
+				done <- err
+				return
+			}
+			for _, m := range in[:k] {
 				if err := c.Check(m); err != nil {
 					fail(err)
 					done <- err
 					return
 				}
-			case <-p.b.Done():
-				done <- fmt.Errorf("receiving session ended after %d messages: %w", c.Count(), p.b.Err())
-				return
-			case <-ctx.Done():
-				done <- fmt.Errorf("after %d messages: %w", c.Count(), context.Cause(ctx))
-				return
+				p.b.Recycle(m)
 			}
 		}
 		done <- c.Done(total)

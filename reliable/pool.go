@@ -25,10 +25,14 @@ type replyMsg struct {
 	err  error
 }
 
-// maxPooledCap keeps rarely used big buffers out of the free list: the
-// list is bounded in entries (SendBuffer + Window), and this bounds it in
-// bytes too.
-const maxPooledCap = 8 << 10
+// Free lists are bounded in entries (what can be outstanding) and in
+// bytes: poolBudget per session and direction. That is of the order of
+// what the window itself may hold (Window x MaxMessage), so recycling
+// never more than doubles a session's memory.
+const (
+	maxPooledCap = 64 << 10
+	poolBudget   = 8 << 20
+)
 
 // newMsgLocked returns a msgBuf holding a copy of p. s.mu is held.
 func (s *Session) newMsgLocked(p []byte, typ wire.Type) *msgBuf {
@@ -37,6 +41,7 @@ func (s *Session) newMsgLocked(p []byte, typ wire.Type) *msgBuf {
 		m = s.free[n-1]
 		s.free[n-1] = nil
 		s.free = s.free[:n-1]
+		s.freeBytes -= cap(m.b)
 	} else {
 		m = new(msgBuf)
 	}
@@ -60,7 +65,14 @@ func (s *Session) freeBatch() {
 	}
 	s.mu.Lock()
 	room := s.sendCap + s.ep.cfg.Window - len(s.free)
-	s.free = append(s.free, s.freeing[:max(0, min(room, len(s.freeing)))]...)
+	for _, m := range s.freeing {
+		if room == 0 || s.freeBytes+cap(m.b) > poolBudget {
+			break
+		}
+		s.free = append(s.free, m)
+		s.freeBytes += cap(m.b)
+		room--
+	}
 	s.mu.Unlock()
 	clear(s.freeing)
 	s.freeing = s.freeing[:0]

@@ -50,8 +50,9 @@ func (s *Session) Recycle(msg []byte) {
 	r := &s.rpool
 	r.mu.Lock()
 	// Bounded by what can be outstanding: the window plus the channel.
-	if len(r.free) < s.ep.cfg.Window+s.ep.cfg.RecvBuffer {
+	if len(r.free) < s.ep.cfg.Window+s.ep.cfg.RecvBuffer && r.freeBytes+cap(msg) <= poolBudget {
 		r.free = append(r.free, msg[:0])
+		r.freeBytes += cap(msg)
 	}
 	r.mu.Unlock()
 }
@@ -59,9 +60,10 @@ func (s *Session) Recycle(msg []byte) {
 // recvPool holds recycled receive buffers. The owner takes them in
 // batches so that it locks once per datagram at most.
 type recvPool struct {
-	mu    sync.Mutex
-	free  [][]byte
-	cache [][]byte // owner-only
+	mu        sync.Mutex
+	free      [][]byte
+	freeBytes int
+	cache     [][]byte // owner-only
 }
 
 // payloadCopy returns an application-owned copy of p (owner side).
@@ -70,6 +72,7 @@ func (s *Session) payloadCopy(p []byte) []byte {
 	if len(r.cache) == 0 {
 		r.mu.Lock()
 		r.cache, r.free = r.free, r.cache[:0]
+		r.freeBytes = 0
 		r.mu.Unlock()
 	}
 	for len(r.cache) > 0 {

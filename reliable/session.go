@@ -37,6 +37,7 @@ type Session struct {
 	closing   bool      // Close called: Send fails with ErrClosed
 	readyFlag bool      // listed in the endpoint's ready list
 	free      []*msgBuf // recycled buffers (see pool.go)
+	freeBytes int       // capacity held by free
 	space     chan struct{}
 	flushers  []chan struct{}
 
