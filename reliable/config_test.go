@@ -11,7 +11,7 @@ func TestConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Config{Window: 1024, SendBuffer: 1024, RecvBuffer: 1024, MaxMessage: 16384, MaxDatagram: 65536,
+	want := Config{Window: 4096, SendBuffer: 4096, RecvBuffer: 1024, MaxMessage: 16384, MaxDatagram: 65536,
 		AcceptBacklog: 64, HandshakeTimeout: 5 * time.Second, KeepAlive: time.Second,
 		DeadPeerTimeout: 5 * time.Second, CloseTimeout: 5 * time.Second}
 	if c.Window != want.Window || c.SendBuffer != want.SendBuffer || c.RecvBuffer != want.RecvBuffer ||

@@ -90,7 +90,9 @@ func benchConfig() *Config {
 	var c Config
 	if w := os.Getenv("CNLINK_BENCH_WINDOW"); w != "" {
 		fmt.Sscan(w, &c.Window)
-		c.RecvBuffer = c.Window
+	}
+	if r := os.Getenv("CNLINK_BENCH_RECVBUF"); r != "" {
+		fmt.Sscan(r, &c.RecvBuffer)
 	}
 	return &c
 }
