@@ -80,6 +80,9 @@ func (e *Endpoint) deliverItem(s *Session, it rxItem, now time.Duration) {
 
 // pullSends moves queued messages into the window and onto the wire.
 func (e *Endpoint) pullSends(s *Session, now time.Duration) {
+	// Repairs first: frames declared lost (or refused by a busy peer) go
+	// before new ones.
+	e.retransmit(s, now, false)
 	sent, bytes := 0, 0
 	defer func() {
 		if sent > 0 {
@@ -120,14 +123,18 @@ func (e *Endpoint) pullSends(s *Session, now time.Duration) {
 	s.mu.Unlock()
 }
 
-// sendMsg encodes one Data or Reply record. If the destination turns busy
-// the frame stays in flight unsent and the window recovers it.
+// sendMsg encodes one Data or Reply record.
 func (e *Endpoint) sendMsg(s *Session, seq window.Seq, m *msgBuf, now time.Duration) {
 	f := wire.Frame{ID: s.key.ch, Seq: uint32(seq), Ack: s.myEpoch, Port: e.tr.LocalPort(), Type: m.typ, Flags: m.flags}
 	if m.typ == wire.TypeReply {
 		f.Seq, f.Ack, f.Arg = m.replyTo, m.ackTo, uint32(seq)
 	}
-	e.appendFrame(s, &f, nil, m.b, now)
+	if !e.appendFrame(s, &f, nil, m.b, now) {
+		// The peer's queue is full (EAGAIN): the frame never left. Mark it
+		// lost so that it goes out as soon as the peer drains, instead of
+		// waiting for the retransmission timer.
+		s.snd.MarkLost(window.Range{Start: seq, End: seq})
+	}
 }
 
 // appendFrame encodes a frame into the session's coalescing buffer.
