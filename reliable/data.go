@@ -68,7 +68,6 @@ func (e *Endpoint) deliverItem(s *Session, it rxItem, now time.Duration) {
 		}
 		s.stats.delivered.Add(1)
 	case it.flags&wire.FlagFin != 0:
-		s.peerFin = true
 		s.pump.graceful.Store(true)
 		e.endSession(s, &SessionError{Port: s.key.port, Channel: s.key.ch.String(), Kind: ErrPeerClosed}, true, now)
 	case it.flags&wire.FlagRequest != 0:
@@ -105,9 +104,6 @@ func (e *Endpoint) pullSends(s *Session, now time.Duration) {
 			m.sentAt = now
 			if m.reply != nil {
 				s.replyWait[uint32(seq)] = m.reply
-			}
-			if m.flags&wire.FlagFin != 0 {
-				s.finSent = true
 			}
 			e.sendMsg(s, seq, m, now)
 			s.probeAt = 0

@@ -73,9 +73,7 @@ type Session struct {
 	deadline   time.Duration
 	heapIdx    int
 	delivering []delivery // owner-side batch for the pump
-	finSent    bool
 	finAcked   bool
-	peerFin    bool
 	touched    bool
 	freeing    []*msgBuf     // released this turn, returned to the free list under one lock
 	probes     int           // RTO expiries answered by a probe since the last progress
