@@ -9,15 +9,14 @@ import (
 	"strings"
 	"testing"
 
-	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
+
+	"github.com/cnlink/cnlink/internal/leakcheck"
 )
 
-// TestMain fails the run if a benchmark leaves a goroutine behind: each
-// one must close its endpoints, sockets and helpers.
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
-}
+// TestMain fails the run if a benchmark leaves a goroutine or a socket
+// behind: each one must close its endpoints, sockets and helpers.
+func TestMain(m *testing.M) { leakcheck.Main(m) }
 
 // needNetAdmin skips b unless the process may send between user ports
 // (CAP_NET_ADMIN): CI runs as root, so there nothing is skipped.

@@ -3,11 +3,9 @@ package reliable
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/cnlink/cnlink/internal/leakcheck"
 )
 
-// TestMain fails the package if any test leaves a goroutine behind:
-// Close must stop the owner, the reader and every pump.
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
-}
+// TestMain fails the package if any test leaves a goroutine or a socket
+// behind: Close must stop every goroutine and release every socket.
+func TestMain(m *testing.M) { leakcheck.Main(m) }
