@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cnlink/cnlink/bench"
+	"github.com/cnlink/cnlink/internal/testenv"
 	"github.com/cnlink/cnlink/transport"
 )
 
@@ -152,14 +153,14 @@ func (d *datagram) stamp(first uint64, k int) []byte {
 }
 
 func BenchmarkRawNetlink(b *testing.B) {
-	needNetAdmin(b)
+	testenv.RequireNetAdmin(b)
 	for _, size := range bench.Sizes {
 		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) { benchRaw(b, size, 1) })
 	}
 }
 
 func BenchmarkRawNetlinkBatched(b *testing.B) {
-	needNetAdmin(b)
+	testenv.RequireNetAdmin(b)
 	for _, size := range bench.Sizes {
 		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
 			benchRaw(b, size, batchBytes/transport.FrameLen(size))
@@ -221,7 +222,7 @@ func benchRaw(b *testing.B, size, perDgram int) {
 // BenchmarkRequestReply: a 64-byte message to an echo goroutine and back
 // over blocking sockets, timed one by one.
 func BenchmarkRawPingPong(b *testing.B) {
-	needNetAdmin(b)
+	testenv.RequireNetAdmin(b)
 	b.ReportAllocs()
 	b.SetBytes(pingSize)
 	cli, srv := openRaw(b), openRaw(b)

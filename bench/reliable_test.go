@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cnlink/cnlink/bench"
+	"github.com/cnlink/cnlink/internal/testenv"
 	"github.com/cnlink/cnlink/reliable"
 	"github.com/cnlink/cnlink/transport"
 	"github.com/cnlink/cnlink/transport/fault"
@@ -96,7 +97,7 @@ func (p *reliablePair) reportPath(b *testing.B, n int) {
 }
 
 func BenchmarkReliable(b *testing.B) {
-	needNetAdmin(b)
+	testenv.RequireNetAdmin(b)
 	for _, loss := range bench.LossPercents {
 		for _, size := range bench.Sizes {
 			b.Run(fmt.Sprintf("loss=%d/size=%d", loss, size), func(b *testing.B) {
@@ -176,7 +177,7 @@ func benchReliable(b *testing.B, lossPercent, size int) {
 // messages to a peer that echoes each request with Request.Reply, one at
 // a time. Compare its p50-us with BenchmarkRawPingPong's.
 func BenchmarkRequestReply(b *testing.B) {
-	needNetAdmin(b)
+	testenv.RequireNetAdmin(b)
 	benchRequestReply(b, 0)
 }
 
@@ -184,7 +185,7 @@ func BenchmarkRequestReply(b *testing.B) {
 // datagrams each side sends dropped: its p99-us is what recovery costs a
 // caller (DESIGN §5 asks for at most 5 ms).
 func BenchmarkRequestReplyLossy(b *testing.B) {
-	needNetAdmin(b)
+	testenv.RequireNetAdmin(b)
 	b.Run("loss=1", func(b *testing.B) { benchRequestReply(b, 1) })
 }
 

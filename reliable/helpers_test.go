@@ -26,25 +26,32 @@ type pair struct {
 func newPair(t testing.TB, cfg *Config, wrap func(transport.Transport, int) transport.Transport) *pair {
 	t.Helper()
 	p := newEndpoints(t, cfg, wrap)
+	p.sa, p.sb = dialAccept(t, p.a, p.b)
+	return p
+}
+
+// dialAccept opens a session from a to b on the default channel.
+func dialAccept(t testing.TB, a, b *Endpoint) (*Session, *Session) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	acc := make(chan *Session, 1)
 	go func() {
-		s, err := p.b.Accept(ctx)
+		s, err := b.Accept(ctx)
 		if err != nil {
 			t.Errorf("accept: %v", err)
 		}
 		acc <- s
 	}()
-	var err error
-	if p.sa, err = p.a.Dial(ctx, p.b.LocalPort(), transport.CbID{}); err != nil {
+	sa, err := a.Dial(ctx, b.LocalPort(), transport.CbID{})
+	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
-	p.sb = <-acc
-	if p.sb == nil {
+	sb := <-acc
+	if sb == nil {
 		t.FailNow()
 	}
-	return p
+	return sa, sb
 }
 
 // newEndpoints builds two endpoints without a session. They are closed

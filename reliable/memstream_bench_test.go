@@ -6,7 +6,6 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/cnlink/cnlink/transport"
 	"github.com/cnlink/cnlink/transport/memnet"
 )
 
@@ -19,10 +18,7 @@ func BenchmarkMemStream(b *testing.B) {
 	defer ea.Close()
 	defer eb.Close()
 	ctx := context.Background()
-	acc := make(chan *Session, 1)
-	go func() { s, _ := eb.Accept(ctx); acc <- s }()
-	sa, _ := ea.Dial(ctx, eb.LocalPort(), transport.CbID{})
-	sb := <-acc
+	sa, sb := dialAccept(b, ea, eb)
 	n := b.N
 	done := make(chan struct{})
 	go func() {

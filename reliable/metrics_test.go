@@ -226,22 +226,7 @@ func runMetricsChaos(t *testing.T, k metricsKind, seed uint64) {
 		defer eps[i].Close()
 	}
 	a, b := eps[0], eps[1]
-	acc := make(chan *Session, 1)
-	go func() {
-		s, err := b.Accept(ctx)
-		if err != nil {
-			t.Errorf("accept: %v", err)
-		}
-		acc <- s
-	}()
-	sa, err := a.Dial(ctx, b.LocalPort(), transport.CbID{})
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	sb := <-acc
-	if sb == nil {
-		t.FailNow()
-	}
+	sa, sb := dialAccept(t, a, b)
 
 	// Traffic: a stream each way, then requests from a to b.
 	r := rand.New(rand.NewPCG(seed, 7))

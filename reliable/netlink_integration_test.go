@@ -4,22 +4,13 @@ package reliable
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
+	"github.com/cnlink/cnlink/internal/testenv"
 	"github.com/cnlink/cnlink/transport"
 	"github.com/cnlink/cnlink/transport/fault"
 )
-
-// requireNetAdmin skips only when the process truly lacks the privilege
-// to unicast between user ports (CI runs as root, so these run there).
-func requireNetAdmin(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root or CAP_NET_ADMIN to unicast between netlink user ports")
-	}
-}
 
 // netlinkPair opens two real NETLINK_CONNECTOR endpoints; wrap may insert
 // the fault injector.
@@ -50,33 +41,10 @@ func netlinkPair(t *testing.T, cfgA, cfgB transport.Config, ecfg *Config, wrap f
 	return a, b
 }
 
-func dialAccept(t *testing.T, a, b *Endpoint) (*Session, *Session) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	acc := make(chan *Session, 1)
-	go func() {
-		s, err := b.Accept(ctx)
-		if err != nil {
-			t.Errorf("accept: %v", err)
-		}
-		acc <- s
-	}()
-	sa, err := a.Dial(ctx, b.LocalPort(), transport.CbID{})
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	sb := <-acc
-	if sb == nil {
-		t.FailNow()
-	}
-	return sa, sb
-}
-
 // 100,000 messages over real netlink with 10% injected loss plus
 // duplication and reordering, every one verified.
 func TestIntegrationLossy100k(t *testing.T) {
-	requireNetAdmin(t)
+	testenv.RequireNetAdmin(t)
 	const seed = 20261127
 	var conns []*fault.Conn
 	wrap := func(tr transport.Transport, i int) transport.Transport {
@@ -106,7 +74,7 @@ func TestIntegrationLossy100k(t *testing.T) {
 // A receiver with a tiny receive buffer makes the sender meet EAGAIN
 // storms; everything still arrives, and the storms really happened.
 func TestIntegrationTinyReceiveBuffer(t *testing.T) {
-	requireNetAdmin(t)
+	testenv.RequireNetAdmin(t)
 	tiny := transport.Config{ReadBuffer: 4096} // the kernel doubles it: ~8 KiB
 	big := transport.Config{ReadBuffer: 4 << 20, WriteBuffer: 4 << 20}
 	a, b := netlinkPair(t, big, tiny, &Config{MaxDatagram: 4096, MaxMessage: 1024}, nil)
@@ -124,7 +92,7 @@ func TestIntegrationTinyReceiveBuffer(t *testing.T) {
 
 // Request/reply over the real kernel path.
 func TestIntegrationRequestReply(t *testing.T) {
-	requireNetAdmin(t)
+	testenv.RequireNetAdmin(t)
 	a, b := netlinkPair(t, transport.Config{}, transport.Config{}, nil, nil)
 	sa, sb := dialAccept(t, a, b)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/cnlink/cnlink/internal/testenv"
 	"github.com/cnlink/cnlink/transport"
 	"github.com/cnlink/cnlink/transport/fault"
 )
@@ -18,9 +19,7 @@ import (
 // full comparison suite is in bench/; this one is for profiling the
 // engine (go test -run ^$ -bench Stream -cpuprofile cpu.out ./reliable/).
 func BenchmarkStream(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs root")
-	}
+	testenv.RequireNetAdmin(b)
 	for _, size := range []int{64, 256, 1024, 4096, 16384} {
 		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
 			big := transport.Config{ReadBuffer: 4 << 20, WriteBuffer: 4 << 20}
@@ -39,13 +38,7 @@ func BenchmarkStream(b *testing.B) {
 			defer ea.Close()
 			defer eb.Close()
 			ctx := context.Background()
-			acc := make(chan *Session, 1)
-			go func() { s, _ := eb.Accept(ctx); acc <- s }()
-			sa, err := ea.Dial(ctx, eb.LocalPort(), transport.CbID{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			sb := <-acc
+			sa, sb := dialAccept(b, ea, eb)
 			done := make(chan error, 1)
 			n := b.N
 			go func() {

@@ -5,6 +5,7 @@ package transport_test
 import (
 	"testing"
 
+	"github.com/cnlink/cnlink/internal/testenv"
 	"github.com/cnlink/cnlink/transport"
 	"github.com/cnlink/cnlink/transport/transporttest"
 )
@@ -28,6 +29,6 @@ func (adapterHarness) Open(t *testing.T, readBuffer int) transport.Transport {
 func (adapterHarness) RealCreds() bool { return true }
 
 func TestIntegrationConformance(t *testing.T) {
-	requireNetAdmin(t)
+	testenv.RequireNetAdmin(t)
 	transporttest.Run(t, adapterHarness{})
 }

@@ -6,13 +6,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cnlink/cnlink/internal/testenv"
 	"github.com/cnlink/cnlink/transport"
 )
 
@@ -34,14 +34,14 @@ const batchBytes = 64 << 10
 const benchSocketBuffer = 0
 
 func BenchmarkAdapter(b *testing.B) {
-	if os.Geteuid() != 0 || !hasNetAdmin() {
+	if !testenv.NetAdmin() {
 		b.Skip("needs CAP_NET_ADMIN to send between user ports")
 	}
 	forEachShape(b, benchAdapter)
 }
 
 func BenchmarkRawSyscall(b *testing.B) {
-	if os.Geteuid() != 0 || !hasNetAdmin() {
+	if !testenv.NetAdmin() {
 		b.Skip("needs CAP_NET_ADMIN to send between user ports")
 	}
 	forEachShape(b, benchRaw)

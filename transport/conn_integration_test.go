@@ -3,7 +3,6 @@
 package transport_test
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -13,12 +12,12 @@ import (
 	"os"
 	"runtime"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cnlink/cnlink/internal/testenv"
 	"github.com/cnlink/cnlink/transport"
 )
 
@@ -26,35 +25,6 @@ import (
 // packages run in parallel on the same kernel, so every socket binds a
 // kernel-assigned port, multicast tests use a random even group and a
 // random cb_id marker, and foreign datagrams on a group are skipped.
-
-// requireNetAdmin skips a test only when sending between user ports is
-// impossible (not root, or CAP_NET_ADMIN missing). CI runs as root, so
-// there these tests always run.
-func requireNetAdmin(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: user-to-user netlink connector sends need CAP_NET_ADMIN")
-	}
-	if !hasNetAdmin() {
-		t.Skip("needs CAP_NET_ADMIN in the effective set")
-	}
-}
-
-func hasNetAdmin() bool {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if v, ok := strings.CutPrefix(s.Text(), "CapEff:"); ok {
-			caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			return err == nil && caps&(1<<unix.CAP_NET_ADMIN) != 0
-		}
-	}
-	return false
-}
 
 // seeded runs f in a subtest named after its seed, so that a failure can
 // be replayed with CNLINK_SEED=<seed>.
@@ -265,7 +235,7 @@ func TestOpenValidation(t *testing.T) {
 }
 
 func TestIntegrationUnicastInOrder(t *testing.T) {
-	requireNetAdmin(t)
+	testenv.RequireNetAdmin(t)
 	seeded(t, func(t *testing.T, rng *rand.Rand) {
 		a := openConn(t, transport.Config{})
 		b := openConn(t, transport.Config{})
@@ -338,7 +308,7 @@ func TestIntegrationUnicastInOrder(t *testing.T) {
 }
 
 func TestIntegrationNoCredentials(t *testing.T) {
-	requireNetAdmin(t)
+	testenv.RequireNetAdmin(t)
 	a := openConn(t, transport.Config{})
 	b := openConn(t, transport.Config{NoCredentials: true})
 	r := startReceiver(t, b, 4096)
@@ -349,7 +319,7 @@ func TestIntegrationNoCredentials(t *testing.T) {
 }
 
 func TestIntegrationBindPort(t *testing.T) {
-	requireNetAdmin(t)
+	testenv.RequireNetAdmin(t)
 	seeded(t, func(t *testing.T, rng *rand.Rand) {
 		// Kernel-assigned ports are the pid or count down from -4096, so a
 		// random port in the middle of the range is free unless another
@@ -379,7 +349,7 @@ func TestIntegrationBindPort(t *testing.T) {
 }
 
 func TestIntegrationMulticast(t *testing.T) {
-	requireNetAdmin(t)
+	testenv.RequireNetAdmin(t)
 	seeded(t, func(t *testing.T, rng *rand.Rand) {
 		g := evenGroup(rng)
 		id := markerID(rng)
@@ -440,7 +410,7 @@ func TestIntegrationMulticast(t *testing.T) {
 }
 
 func TestIntegrationGroupRange(t *testing.T) {
-	requireNetAdmin(t)
+	testenv.RequireNetAdmin(t)
 	c := openConn(t, transport.Config{})
 	for _, g := range []uint32{0, 33} {
 		if err := c.JoinGroup(g); !errors.Is(err, unix.EINVAL) {
@@ -456,7 +426,7 @@ func TestIntegrationGroupRange(t *testing.T) {
 // gets one ENOBUFS report, the kernel drops multicast for it until its
 // queue has been drained empty, and then delivery resumes.
 func TestIntegrationOverrun(t *testing.T) {
-	requireNetAdmin(t)
+	testenv.RequireNetAdmin(t)
 	seeded(t, func(t *testing.T, rng *rand.Rand) {
 		g := evenGroup(rng)
 		id := markerID(rng)
@@ -542,7 +512,7 @@ func TestIntegrationOverrun(t *testing.T) {
 // fails at once with ErrPeerBusy instead of waiting for a wakeup the
 // kernel never sends, and succeeds again once the peer drains.
 func TestIntegrationPeerBusy(t *testing.T) {
-	requireNetAdmin(t)
+	testenv.RequireNetAdmin(t)
 	a := openConn(t, transport.Config{})
 	b := openConn(t, transport.Config{ReadBuffer: 1})
 	dst := transport.Addr{Port: b.LocalPort()}
@@ -595,7 +565,7 @@ func TestIntegrationPeerBusy(t *testing.T) {
 }
 
 func TestIntegrationPeerGone(t *testing.T) {
-	requireNetAdmin(t)
+	testenv.RequireNetAdmin(t)
 	a := openConn(t, transport.Config{})
 	b, err := transport.Open(transport.Config{})
 	if err != nil {
@@ -617,7 +587,7 @@ func TestIntegrationPeerGone(t *testing.T) {
 // TestIntegrationFromIsKernelStamped: the nlmsghdr pid is whatever the
 // sender wrote; Packet.From is the port the kernel saw (DESIGN §2.5).
 func TestIntegrationFromIsKernelStamped(t *testing.T) {
-	requireNetAdmin(t)
+	testenv.RequireNetAdmin(t)
 	a := openConn(t, transport.Config{})
 	b := openConn(t, transport.Config{})
 	r := startReceiver(t, b, 4096)
@@ -638,7 +608,7 @@ func TestIntegrationFromIsKernelStamped(t *testing.T) {
 }
 
 func TestIntegrationCloseUnblocksReceive(t *testing.T) {
-	requireNetAdmin(t)
+	testenv.RequireNetAdmin(t)
 	c, err := transport.Open(transport.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -684,7 +654,7 @@ func TestIntegrationCloseUnblocksReceive(t *testing.T) {
 // TestIntegrationManyFramesPerDatagram: user-to-user datagrams carry many
 // netlink messages and arrive whole (DESIGN §2.6).
 func TestIntegrationManyFramesPerDatagram(t *testing.T) {
-	requireNetAdmin(t)
+	testenv.RequireNetAdmin(t)
 	seeded(t, func(t *testing.T, rng *rand.Rand) {
 		a := openConn(t, transport.Config{WriteBuffer: 1 << 20})
 		b := openConn(t, transport.Config{ReadBuffer: 1 << 20})
@@ -725,7 +695,7 @@ func TestIntegrationManyFramesPerDatagram(t *testing.T) {
 }
 
 func TestIntegrationTruncated(t *testing.T) {
-	requireNetAdmin(t)
+	testenv.RequireNetAdmin(t)
 	a := openConn(t, transport.Config{})
 	b := openConn(t, transport.Config{})
 	r := startReceiver(t, b, 100)
@@ -746,7 +716,7 @@ func TestIntegrationTruncated(t *testing.T) {
 }
 
 func TestIntegrationTooLarge(t *testing.T) {
-	requireNetAdmin(t)
+	testenv.RequireNetAdmin(t)
 	a := openConn(t, transport.Config{WriteBuffer: 4096})
 	b := openConn(t, transport.Config{})
 	wb, err := a.WriteBuffer()
@@ -760,7 +730,7 @@ func TestIntegrationTooLarge(t *testing.T) {
 }
 
 func TestIntegrationBuffers(t *testing.T) {
-	requireNetAdmin(t)
+	testenv.RequireNetAdmin(t)
 	// Above net.core.rmem_max (4 MiB here): only SO_RCVBUFFORCE gets it.
 	const big = 8 << 20
 	c := openConn(t, transport.Config{ReadBuffer: 1 << 16, WriteBuffer: 1 << 16})
@@ -781,7 +751,7 @@ func TestIntegrationBuffers(t *testing.T) {
 // TestIntegrationConnectPinning: a connected socket takes unicasts only
 // from its peer; others get ErrPeerGone. Multicast is not filtered.
 func TestIntegrationConnectPinning(t *testing.T) {
-	requireNetAdmin(t)
+	testenv.RequireNetAdmin(t)
 	seeded(t, func(t *testing.T, rng *rand.Rand) {
 		g := evenGroup(rng)
 		id := markerID(rng)
@@ -818,7 +788,7 @@ func TestIntegrationConnectPinning(t *testing.T) {
 // one locked OS thread (capabilities are per thread on Linux, and the
 // kernel checks the calling thread's) and checks the EPERM mapping there.
 func TestIntegrationPermission(t *testing.T) {
-	requireNetAdmin(t)
+	testenv.RequireNetAdmin(t)
 	a := openConn(t, transport.Config{})
 	b := openConn(t, transport.Config{})
 	d := frame(t, transport.CbID{Idx: 0x10007}, 0, nil)
@@ -855,7 +825,7 @@ func TestIntegrationPermission(t *testing.T) {
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
-	if !hasNetAdmin() {
+	if !testenv.NetAdmin() {
 		t.Fatal("CAP_NET_ADMIN still missing from the process after the test")
 	}
 }
@@ -902,7 +872,7 @@ const (
 // sent at all once no listener is left. So the IGNORE answer is watched
 // for on a second socket that is still listening.
 func TestIntegrationProcConnector(t *testing.T) {
-	requireNetAdmin(t)
+	testenv.RequireNetAdmin(t)
 	seeded(t, func(t *testing.T, rng *rand.Rand) {
 		// Large queues: while listening, every process event on the
 		// machine lands here too.
@@ -984,7 +954,7 @@ func request(t *testing.T, rng *rand.Rand, c *transport.Conn, op uint32, r *rece
 // TestIntegrationZeroAlloc defends the data path's budget: no allocation
 // per datagram sent or received, nor per refused send to a busy peer.
 func TestIntegrationZeroAlloc(t *testing.T) {
-	requireNetAdmin(t)
+	testenv.RequireNetAdmin(t)
 	if testing.CoverMode() != "" {
 		t.Skip("coverage instrumentation allocates")
 	}
