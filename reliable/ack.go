@@ -14,9 +14,6 @@ import (
 // releaseMsg is called by the window for every acknowledged record.
 func (s *Session) releaseMsg(_ window.Seq, m *msgBuf) {
 	s.ep.m.acked(m.sentAt)
-	if m.flags&wire.FlagFin != 0 {
-		s.finAcked = true
-	}
 	s.recycle(m)
 }
 
@@ -56,11 +53,13 @@ func (e *Endpoint) onAck(s *Session, f *wire.Parsed, now time.Duration) {
 	if f.Header.Flags&wire.FlagStatusReq != 0 {
 		e.onStatusReq(s, now)
 	}
-	e.retransmit(s, now, false)
-	if s.finAcked {
-		e.endSession(s, &SessionError{Port: s.key.port, Channel: s.key.ch.String(), Kind: ErrClosed}, false, now)
+	if s.finAcked() {
+		// Done: linger to answer the peer's last retransmissions (with an
+		// ACK, not the RST an unknown session gets) while it finishes.
+		e.endSession(s, s.errOf(ErrClosed, nil), true, now)
 		return
 	}
+	e.retransmit(s, now, false)
 	if res.Acked > 0 {
 		e.checkFlushers(s)
 	}
@@ -96,7 +95,7 @@ func (e *Endpoint) sendAck(s *Session, now time.Duration) {
 
 // retransmit sends the window's lost records again.
 func (e *Endpoint) retransmit(s *Session, now time.Duration, rto bool) {
-	for s.snd.HasLost() && !s.out.busy {
+	for s.state == stateEstablished && s.snd.HasLost() && !s.out.busy {
 		seq, m, ok := s.snd.PopLost(now)
 		if !ok {
 			break

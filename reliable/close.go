@@ -11,13 +11,13 @@ import (
 )
 
 // beginClose starts a graceful close: a FIN goes at the end of the
-// stream, and the session ends when it is acknowledged.
+// stream, and the session ends when the peer's cumulative ack covers it
+// (finAcked), or at Config.CloseTimeout.
 func (e *Endpoint) beginClose(s *Session) {
-	now := e.now()
-	if s.state != stateEstablished {
-		e.endSession(s, &SessionError{Port: s.key.port, Channel: s.key.ch.String(), Kind: ErrClosed}, false, now)
-		return
+	if s.state != stateEstablished || s.closeAt != 0 {
+		return // already ended or closing: Close waits for that end
 	}
+	now := e.now()
 	s.mu.Lock()
 	m := s.newMsgLocked(nil, wire.TypeData)
 	m.flags = wire.FlagFin
@@ -28,6 +28,24 @@ func (e *Endpoint) beginClose(s *Session) {
 	e.reschedule(s, now)
 }
 
+// finAcked reports whether the peer's engine holds our FIN and, since it
+// is the last DSN, everything before it. Only the cumulative ack counts:
+// a SACK above a hole says nothing about the hole.
+func (s *Session) finAcked() bool {
+	return s.finPushed && s.finSeq.Less(s.snd.Base())
+}
+
+// onFin: the peer's stream is over and everything before its FIN is on
+// its way to the application. Unless we are closing too (then our own
+// FIN must be acknowledged first: a simultaneous close), the session ends.
+func (e *Endpoint) onFin(s *Session, now time.Duration) {
+	s.peerFin = true
+	if s.closeAt != 0 {
+		return
+	}
+	e.endSession(s, s.errOf(ErrPeerClosed, nil), true, now)
+}
+
 // abort ends s at once and tells the peer.
 func (e *Endpoint) abort(s *Session) {
 	now := e.now()
@@ -35,22 +53,28 @@ func (e *Endpoint) abort(s *Session) {
 		e.sendRst(s, wire.RstAbort, now)
 	}
 	s.abandonPump()
-	e.endSession(s, &SessionError{Port: s.key.port, Channel: s.key.ch.String(), Kind: ErrClosed}, false, now)
+	e.endSession(s, s.errOf(ErrClosed, ErrAborted), false, now)
 }
 
 // fail ends s with a typed error.
 func (e *Endpoint) fail(s *Session, kind, cause error) {
-	e.endSession(s, &SessionError{Port: s.key.port, Channel: s.key.ch.String(), Kind: kind, Cause: cause}, false, e.now())
+	e.endSession(s, s.errOf(kind, cause), false, e.now())
+}
+
+// errOf builds the session's error.
+func (s *Session) errOf(kind, cause error) *SessionError {
+	return &SessionError{Port: s.key.port, Channel: s.key.ch.String(), Kind: kind, Cause: cause}
 }
 
 // endSession ends s with err. With timeWait the session lingers to answer
-// retransmissions of frames it already acknowledged (the peer's FIN).
-func (e *Endpoint) endSession(s *Session, err error, timeWait bool, now time.Duration) {
+// retransmissions of frames it already acknowledged (the peer's FIN, or
+// the peer's last frames after our FIN was acknowledged).
+func (e *Endpoint) endSession(s *Session, err *SessionError, timeWait bool, now time.Duration) {
 	if s.state == stateDead || s.state == stateTimeWait {
 		return
 	}
 	wasSyn := s.state == stateSynSent
-	s.err.Store(&err)
+	s.err.Store(new(error(err)))
 	// Count the end before anyone can observe it (Done, Err, a failed
 	// Send), so that metrics read after Done include it.
 	e.m.sessionClosed(s, err)
@@ -60,6 +84,15 @@ func (e *Endpoint) endSession(s *Session, err error, timeWait bool, now time.Dur
 	s.sendQ, s.sendHead = nil, 0
 	s.flushers = nil
 	s.mu.Unlock()
+	// Close returns nil only when the peer's engine holds everything we
+	// sent: our FIN was acknowledged, or the peer closed while nothing of
+	// ours was outstanding.
+	graceful := err.Kind == ErrClosed && err.Cause == nil || err.Kind == ErrPeerClosed
+	if graceful && len(queue) == 0 && (s.snd == nil || s.snd.InFlight() == 0) {
+		s.closeErr = nil
+	} else {
+		s.closeErr = err
+	}
 	close(s.ended)
 	for _, m := range queue {
 		if m.reply != nil {

@@ -56,20 +56,31 @@ func (e *Endpoint) onData(s *Session, dsn uint32, f *wire.Parsed, now time.Durat
 // deliverItem routes one in-order item: a reply to its waiting Request,
 // a FIN to the end of the session, data and requests to the pump.
 func (e *Endpoint) deliverItem(s *Session, it rxItem, now time.Duration) {
+	if s.peerFin {
+		// A peer sends nothing after its FIN; whatever it is, it is not
+		// part of the stream.
+		e.reject(rejectState)
+		s.rpool.cache = append(s.rpool.cache, it.data[:0])
+		return
+	}
+	if it.flags&wire.FlagFin != 0 {
+		e.onFin(s, now)
+		return
+	}
 	e.m.received(len(it.data))
+	s.stats.received.Add(1)
 	switch {
 	case wire.Type(it.typ) == wire.TypeReply:
 		if ch, ok := s.replyWait[it.seq]; ok {
 			delete(s.replyWait, it.seq)
 			ch <- replyMsg{data: it.data}
-			e.m.deliver(1, len(it.data))
+			s.countDelivered(1, len(it.data))
 		} else {
+			// Its Request gave up (context): nobody takes it.
 			e.reject(rejectLateReply)
+			s.stats.undelivered.Add(1)
+			e.stats.undelivered.Add(1)
 		}
-		s.stats.delivered.Add(1)
-	case it.flags&wire.FlagFin != 0:
-		s.pump.graceful.Store(true)
-		e.endSession(s, &SessionError{Port: s.key.port, Channel: s.key.ch.String(), Kind: ErrPeerClosed}, true, now)
 	case it.flags&wire.FlagRequest != 0:
 		s.delivering = append(s.delivering, delivery{req: &Request{Data: it.data, s: s, seq: it.seq, ack: it.ack}})
 	default:
@@ -89,21 +100,28 @@ func (e *Endpoint) pullSends(s *Session, now time.Duration) {
 			e.m.sent(sent, bytes)
 		}
 	}()
-	for !s.out.busy && s.snd.CanSend() {
+	for s.state == stateEstablished && !s.out.busy && s.snd.CanSend() {
+		// Take no more than the window can carry now, so that every
+		// message taken is pushed unless the session ends meanwhile.
 		n := max(1, min(s.snd.Window()-s.snd.Next().Sub(s.snd.Base()), s.snd.Limit().Sub(s.snd.Next())))
 		e.taken = s.takeSend(e.taken[:0], n)
 		if len(e.taken) == 0 {
 			break
 		}
 		for i, m := range e.taken {
-			if !s.snd.CanSend() {
-				s.requeueFront(e.taken[i:])
+			if s.state != stateEstablished {
+				// A send error ended the session (and failed the rest
+				// of its queue) while this batch was on its way.
+				s.failTaken(e.taken[i:])
 				break
 			}
 			seq := s.snd.Push(now, m)
 			m.sentAt = now
 			if m.reply != nil {
 				s.replyWait[uint32(seq)] = m.reply
+			}
+			if m.flags&wire.FlagFin != 0 {
+				s.finSeq, s.finPushed = seq, true
 			}
 			e.sendMsg(s, seq, m, now)
 			s.probeAt = 0

@@ -134,9 +134,18 @@ func (e *Endpoint) reader() {
 }
 
 // Dial opens a session with the endpoint at peer port on channel ch (the
-// zero CbID means DefaultChannel). It returns when the peer has answered
-// the handshake, or with ctx's error, or ErrTimeout after
-// Config.HandshakeTimeout when ctx has no deadline.
+// zero CbID means DefaultChannel). It returns when the peer's endpoint has
+// answered the handshake, which may be before the peer's application
+// calls Accept (the peer's AcceptBacklog holds the session meanwhile).
+// If the peer dials us on the same channel at the same moment, both Dials
+// return the one session they opened together.
+//
+// Errors are *SessionError: ErrTimeout (also matching
+// context.DeadlineExceeded) when ctx's deadline, or Config.HandshakeTimeout
+// when ctx has none, passes first; ctx's error when it is cancelled;
+// ErrPeerReset when the peer refuses; ErrSessionExists when this endpoint
+// already has a session with that port and channel; ErrClosed when the
+// endpoint is closed.
 func (e *Endpoint) Dial(ctx context.Context, port uint32, ch transport.CbID) (*Session, error) {
 	if ch == (transport.CbID{}) {
 		ch = DefaultChannel
@@ -146,12 +155,12 @@ func (e *Endpoint) Dial(ctx context.Context, port uint32, ch transport.CbID) (*S
 		ctx, cancel = context.WithTimeout(ctx, e.cfg.HandshakeTimeout)
 		defer cancel()
 	}
+	k := key{port: port, ch: ch}
 	done := make(chan error, 1)
 	var s *Session
 	err := e.runOnOwner(func() {
-		k := key{port: port, ch: ch}
 		if old, ok := e.sessions[k]; ok && old.state != stateTimeWait {
-			done <- fmt.Errorf("cnlink: a session with port %d on channel %s already exists", port, ch)
+			done <- &SessionError{Port: port, Channel: ch.String(), Kind: ErrSessionExists}
 			return
 		}
 		s = e.newSession(k, true)
@@ -159,7 +168,8 @@ func (e *Endpoint) Dial(ctx context.Context, port uint32, ch transport.CbID) (*S
 		e.sendSyn(s, e.now())
 	})
 	if err != nil {
-		return nil, err
+		kind, cause := e.endReason()
+		return nil, &SessionError{Port: port, Channel: ch.String(), Kind: kind, Cause: cause}
 	}
 	select {
 	case err := <-done:
@@ -180,33 +190,55 @@ func (e *Endpoint) Dial(ctx context.Context, port uint32, ch transport.CbID) (*S
 				}
 			})
 		}
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, &SessionError{Port: port, Channel: ch.String(), Kind: ErrTimeout, Cause: ctx.Err()}
+		kind := ctx.Err()
+		if errors.Is(kind, context.DeadlineExceeded) {
+			kind = ErrTimeout
 		}
-		return nil, ctx.Err()
+		return nil, &SessionError{Port: port, Channel: ch.String(), Kind: kind, Cause: ctx.Err()}
 	case <-e.ownerEnd:
-		return nil, e.closedErr()
+		kind, cause := e.endReason()
+		return nil, &SessionError{Port: port, Channel: ch.String(), Kind: kind, Cause: cause}
 	}
 }
 
-// Accept returns the next session opened by a peer.
+// Accept returns the next session opened by a peer. Sessions that failed
+// before Accept took them (reset, gone) are dropped, not returned; one
+// the peer already closed gracefully is returned, with its messages still
+// to be read. Errors: ctx's error, ErrClosed when the endpoint is closed,
+// ErrNotAccepting when Config.AcceptBacklog < 0.
 func (e *Endpoint) Accept(ctx context.Context) (*Session, error) {
 	if e.acceptQ == nil {
-		return nil, errors.New("cnlink: endpoint does not accept sessions (AcceptBacklog < 0)")
+		return nil, fmt.Errorf("%w (Config.AcceptBacklog < 0)", ErrNotAccepting)
 	}
-	select {
-	case s := <-e.acceptQ:
-		return s, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-e.ownerEnd:
-		return nil, e.closedErr()
+	for {
+		select {
+		case s := <-e.acceptQ:
+			if err := s.Err(); err != nil && !errors.Is(err, ErrPeerClosed) {
+				s.abandonPump() // what it received is counted undelivered
+				continue
+			}
+			return s, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-e.ownerEnd:
+			return nil, e.closedErr()
+		}
 	}
+}
+
+// endReason says why the endpoint stopped: closed locally (ErrClosed,
+// ErrAborted for its sessions), or its transport failed (ErrTransport and
+// the failure).
+func (e *Endpoint) endReason() (kind, cause error) {
+	if p := e.fatal.Load(); p != nil {
+		return ErrTransport, *p
+	}
+	return ErrClosed, ErrAborted
 }
 
 func (e *Endpoint) closedErr() error {
 	if p := e.fatal.Load(); p != nil {
-		return fmt.Errorf("%w: %w", ErrClosed, *p)
+		return fmt.Errorf("%w: %w", ErrTransport, *p)
 	}
 	return ErrClosed
 }
@@ -511,9 +543,10 @@ func (e *Endpoint) shutdown() {
 		}
 	}
 	e.flushAll(now)
+	kind, cause := e.endReason()
 	for _, s := range e.sessions {
 		s.abandonPump()
-		e.fail(s, ErrClosed, nil)
+		e.fail(s, kind, cause)
 	}
 	for _, s := range e.sessions {
 		e.remove(s)
@@ -522,7 +555,7 @@ func (e *Endpoint) shutdown() {
 		for {
 			select {
 			case s := <-e.acceptQ:
-				_ = s
+				s.abandonPump()
 				continue
 			default:
 			}

@@ -5,24 +5,44 @@ import (
 	"fmt"
 )
 
-// Sentinel errors. Errors returned by this package match one of them with
-// errors.Is; *SessionError adds which session and why.
+// Sentinel errors. Every error this package returns matches one of them,
+// or the caller's context error, with errors.Is; the package doc has the
+// table of which call returns which. *SessionError adds which session and
+// why.
 var (
-	// ErrClosed: the session or endpoint was closed locally.
+	// ErrClosed: the session or endpoint was closed locally (Close,
+	// Abort, Endpoint.Close).
 	ErrClosed = errors.New("cnlink: closed")
+	// ErrAborted: the session was aborted locally (Abort, Endpoint.Close,
+	// a Dial abandoned after the handshake finished). Errors matching it
+	// also match ErrClosed.
+	ErrAborted = errors.New("cnlink: aborted")
 	// ErrPeerClosed: the peer closed the session gracefully; everything it
 	// sent before closing was delivered.
 	ErrPeerClosed = errors.New("cnlink: peer closed the session")
 	// ErrPeerGone: the peer stopped answering (dead-peer timeout) or no
 	// socket holds its port any more.
 	ErrPeerGone = errors.New("cnlink: peer gone")
-	// ErrPeerReset: the peer aborted, restarted, or does not know the
-	// session (a new process on the same port).
+	// ErrPeerReset: the peer aborted, restarted, refused the session, or
+	// does not know it (a new process on the same port).
 	ErrPeerReset = errors.New("cnlink: session reset by peer")
 	// ErrMessageTooLarge: the message exceeds the session's maximum size.
 	ErrMessageTooLarge = errors.New("cnlink: message too large")
 	// ErrTimeout: a handshake or graceful close did not finish in time.
 	ErrTimeout = errors.New("cnlink: timeout")
+	// ErrPermission: the kernel refused to send to the peer (EPERM):
+	// sending between netlink user ports needs CAP_NET_ADMIN. Retrying
+	// does not help.
+	ErrPermission = errors.New("cnlink: permission denied")
+	// ErrTransport: the socket failed in a way the protocol cannot
+	// recover from; the cause says how.
+	ErrTransport = errors.New("cnlink: transport failed")
+	// ErrSessionExists: Dial to a (port, channel) that already has a
+	// session on this endpoint.
+	ErrSessionExists = errors.New("cnlink: session already exists")
+	// ErrNotAccepting: Accept on an endpoint configured with
+	// AcceptBacklog < 0.
+	ErrNotAccepting = errors.New("cnlink: endpoint does not accept sessions")
 )
 
 // SessionError says which session ended and why. Unwrap yields the

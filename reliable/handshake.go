@@ -23,13 +23,21 @@ func (e *Endpoint) onSyn(k key, s *Session, f *wire.Parsed, now time.Duration) {
 	}
 	if s != nil {
 		switch {
-		case s.peerEpoch == syn.Epoch && s.state == stateEstablished && !s.initiator:
-			e.sendSynAck(s, f.Seq, f.Ack+1, now) // our SYNACK was lost
+		case s.peerEpoch == syn.Epoch && s.state == stateEstablished:
+			// Our SYNACK was lost (or, after a simultaneous open, the
+			// peer's SYN crossed ours): answer again, identically.
+			e.sendSynAck(s, f.Seq, f.Ack+1, now)
 			return
-		case s.peerEpoch == syn.Epoch || s.state == stateSynSent:
-			// A stale duplicate, or both sides dialing each other on
-			// the same channel at once: the dialer keeps its attempt.
-			e.reject(rejectState)
+		case s.state == stateSynSent:
+			// Simultaneous open: both sides dialed this channel at once.
+			// As in TCP, each side takes the other's SYN as its peer's
+			// parameters and answers it with a SYNACK carrying its own
+			// epoch and ISN, the same values as its SYN: whichever of
+			// SYN and SYNACK arrives first, both sides agree.
+			e.openSimultaneous(s, f, syn, now)
+			return
+		case s.peerEpoch == syn.Epoch:
+			e.reject(rejectState) // a stale duplicate of a finished session
 			return
 		case s.state == stateEstablished:
 			// Only one socket can hold a port, so a new epoch from the
@@ -58,6 +66,22 @@ func (e *Endpoint) onSyn(k key, s *Session, f *wire.Parsed, now time.Duration) {
 	e.m.handshake(s, "accepted")
 	e.acceptQ <- s
 	e.reschedule(s, now)
+}
+
+// openSimultaneous completes a dialed session from the peer's own SYN.
+func (e *Endpoint) openSimultaneous(s *Session, f *wire.Parsed, syn wire.Syn, now time.Duration) {
+	if syn.Window == 0 || syn.MaxMessage == 0 || int(syn.MaxDatagram) < transport.FrameLen(wire.HeaderLen+1) {
+		e.reject(rejectMalformed)
+		return
+	}
+	e.establish(s, syn, now)
+	e.sendSynAck(s, f.Seq, f.Ack+1, now)
+	e.m.handshake(s, "simultaneous")
+	if s.dialDone != nil {
+		s.dialDone <- nil
+		s.dialDone = nil
+	}
+	e.touchSession(s)
 }
 
 // synBody is what this side tells the peer in SYN and SYNACK.

@@ -395,7 +395,8 @@ func (in *instruments) sessionOpened(s *Session) {
 }
 
 // handshake marks a session established (how is "established" for the
-// dialer, "accepted" for the acceptor): the window is open from now on.
+// dialer, "accepted" for the acceptor, "simultaneous" when both dialed):
+// the window is open from now on.
 func (in *instruments) handshake(s *Session, how string) {
 	if s.snd != nil {
 		in.capacity.Add(int64(s.snd.Window()))

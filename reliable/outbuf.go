@@ -83,12 +83,16 @@ func (e *Endpoint) flushOut(o *outBuf, now time.Duration) {
 	default:
 		o.buf = o.buf[:0]
 		e.stats.sendErrors.Add(1)
-		kind := ErrPeerGone
-		if !errors.Is(err, transport.ErrPeerGone) {
-			kind = ErrClosed
-			if errors.Is(err, transport.ErrPermission) {
-				kind = ErrPeerGone
-			}
+		var kind error
+		switch {
+		case errors.Is(err, transport.ErrPeerGone):
+			kind = ErrPeerGone
+		case errors.Is(err, transport.ErrPermission):
+			kind = ErrPermission
+		case errors.Is(err, transport.ErrClosed):
+			kind = ErrClosed // the endpoint is closing
+		default:
+			kind = ErrTransport
 		}
 		for _, s := range append([]*Session(nil), o.sessions...) {
 			e.fail(s, kind, err)

@@ -17,13 +17,18 @@ type delivery struct {
 // the blocking channel sends. backlog (items accepted from the owner and
 // not yet in a channel) is counted against the flow-control credit, so the
 // pump's memory is bounded by the window.
+//
+// Every message the engine accepted (and so acknowledged to the peer) is
+// delivered, whatever ended the session, unless the application abandons
+// it (Close, Abort, Endpoint.Close): an acknowledgement is a promise that
+// a peer's Flush relies on. The pump therefore keeps blocking after the
+// session ended and closes Done only when it holds nothing more.
 type pump struct {
 	mu         sync.Mutex
 	items      []delivery
 	wake       chan struct{} // cap 1
-	end        chan struct{} // closed when the session ended
+	end        chan struct{} // closed when the session ended: no more items
 	abandon    chan struct{} // closed by Close/Abort: stop blocking on the app
-	graceful   atomic.Bool   // the peer closed: deliver everything before Done
 	backlog    atomic.Int64
 	wantUpdate atomic.Bool // the owner advertised a small window
 	updateDue  atomic.Bool // the owner should send a window update
@@ -35,7 +40,7 @@ func (s *Session) runPump() {
 	defer s.ep.wg.Done()
 	p := &s.pump
 	var local []delivery
-	ending := false
+	ending, blocking := false, true
 	for {
 		if !ending {
 			select {
@@ -47,10 +52,11 @@ func (s *Session) runPump() {
 		p.mu.Lock()
 		local, p.items = p.items, local[:0]
 		p.mu.Unlock()
-		blocking := !ending || p.graceful.Load()
 		for i := range local {
 			if !s.deliver(&local[i], blocking) {
+				// Abandoned: drop the rest without waiting, counted.
 				blocking = false
+				s.stats.undelivered.Add(1)
 				s.ep.stats.undelivered.Add(1)
 			}
 			local[i] = delivery{}
@@ -71,15 +77,10 @@ func (s *Session) runPump() {
 	}
 }
 
-// deliver sends one item to the application. When blocking is false, or
-// the session is abandoned, it gives up instead of waiting.
+// deliver sends one item to the application. When blocking is false it
+// gives up instead of waiting; while blocking it waits until the
+// application takes the item or abandons the session.
 func (s *Session) deliver(d *delivery, blocking bool) bool {
-	// An abnormal end stops a blocked delivery; a graceful one (the peer
-	// closed) delivers everything unless the application gives up.
-	end := s.pump.end
-	if s.pump.graceful.Load() {
-		end = nil
-	}
 	if d.req != nil {
 		select {
 		case s.reqCh <- d.req:
@@ -95,7 +96,6 @@ func (s *Session) deliver(d *delivery, blocking bool) bool {
 			s.countDelivered(1, len(d.req.Data))
 			return true
 		case <-s.pump.abandon:
-		case <-end:
 		case <-s.ep.closing:
 		}
 		return false
@@ -114,7 +114,6 @@ func (s *Session) deliver(d *delivery, blocking bool) bool {
 		s.countDelivered(1, len(d.data))
 		return true
 	case <-s.pump.abandon:
-	case <-end:
 	case <-s.ep.closing:
 	}
 	return false

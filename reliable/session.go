@@ -2,7 +2,6 @@ package reliable
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,6 +45,9 @@ type Session struct {
 	ended  chan struct{} // closed by the owner when the session ends
 	doneCh chan struct{} // closed by the pump once deliveries are finished
 	err    atomic.Pointer[error]
+	// closeErr is what Close returns; set by the owner before ended is
+	// closed: nil when the peer's engine holds everything we sent.
+	closeErr error
 
 	pump  pump
 	rpool recvPool
@@ -73,7 +75,9 @@ type Session struct {
 	deadline   time.Duration
 	heapIdx    int
 	delivering []delivery // owner-side batch for the pump
-	finAcked   bool
+	finSeq     window.Seq // DSN of our FIN, once finPushed
+	finPushed  bool
+	peerFin    bool // the peer's FIN was delivered: its stream is over
 	touched    bool
 	freeing    []*msgBuf     // released this turn, returned to the free list under one lock
 	probes     int           // RTO expiries answered by a probe since the last progress
@@ -274,16 +278,17 @@ func (s *Session) takeSend(dst []*msgBuf, n int) []*msgBuf {
 	return dst
 }
 
-// requeueFront puts messages the window could not take back at the head
-// of the queue, in order (owner side).
-func (s *Session) requeueFront(ms []*msgBuf) {
-	s.mu.Lock()
-	rest := s.sendQ[s.sendHead:]
-	q := make([]*msgBuf, 0, len(ms)+len(rest))
-	q = append(append(q, ms...), rest...)
-	s.sendQ, s.sendHead = q, 0
-	s.readyFlag = true
-	s.mu.Unlock()
+// failTaken ends messages taken from the queue that the session, ended
+// meanwhile, will never send (owner side).
+func (s *Session) failTaken(ms []*msgBuf) {
+	err := s.Err()
+	for _, m := range ms {
+		if m.reply != nil {
+			m.reply <- replyMsg{err: err}
+		}
+		s.recycle(m)
+	}
+	s.freeBatch()
 }
 
 func (s *Session) queued() int {
@@ -315,59 +320,73 @@ func (s *Session) Flush(ctx context.Context) error {
 	}
 }
 
-// Close ends the session gracefully: it stops accepting Sends, waits
-// until everything queued has been acknowledged, tells the peer, and
-// returns when the peer has acknowledged the end (or after
-// Config.CloseTimeout, when it aborts and returns an error matching
-// ErrTimeout). Close is safe to call more than once.
+// Close ends the session gracefully: it stops accepting Sends, sends
+// everything queued and then a FIN, and returns nil once the peer's
+// engine has acknowledged the FIN cumulatively, which means it holds every
+// message sent on the session (the peer's application gets them all,
+// however slowly it reads, unless it abandons the session itself).
+// Otherwise Close returns the session's error: ErrTimeout after
+// Config.CloseTimeout (the session is then aborted), ErrPeerReset,
+// ErrPeerGone, or ErrPeerClosed when the peer closed first while messages
+// of ours were still unacknowledged. When the peer closed first and had
+// everything, Close returns nil. Close abandons messages not yet taken
+// from Recv and Requests. It is safe to call more than once and returns
+// the same result each time.
 func (s *Session) Close() error {
 	s.mu.Lock()
 	already := s.closing || s.endErr != nil
 	s.closing = true
 	s.mu.Unlock()
 	if !already {
-		s.ep.runOnOwner(func() { s.ep.beginClose(s) })
+		// If the endpoint is gone its shutdown has ended the session.
+		_ = s.ep.runOnOwner(func() { s.ep.beginClose(s) })
 	}
 	<-s.ended
 	s.abandonPump()
 	<-s.doneCh
-	if err := s.Err(); err != nil && !isClosedKind(err) {
-		return err
-	}
-	return nil
+	return s.closeErr
 }
 
-func isClosedKind(err error) bool {
-	return errors.Is(err, ErrClosed) || errors.Is(err, ErrPeerClosed)
-}
-
-// Abort ends the session at once and tells the peer (RST). Pending Sends
-// and Requests fail with ErrClosed.
+// Abort ends the session at once and tells the peer (RST), abandoning
+// whatever is queued, in flight or not yet received. Blocked and later
+// calls fail with an error matching ErrAborted (and ErrClosed). Abort on
+// an ended session only abandons the messages not yet received.
 func (s *Session) Abort() {
-	s.ep.runOnOwner(func() { s.ep.abort(s) })
+	if s.ep.runOnOwner(func() { s.ep.abort(s) }) != nil {
+		s.abandonPump()
+	}
 	<-s.doneCh
 }
 
 // SessionStats are counters of one session.
 type SessionStats struct {
-	Sent, Delivered              uint64 // messages
-	Retransmits                  uint64 // frames sent again (any cause)
-	TimeoutRetransmits           uint64 // of which after an RTO
-	DuplicatesSuppressed         uint64 // frames received more than once
-	StatusRequests, StatusRepair uint64 // overrun status exchanges asked / answered
-	SRTT                         time.Duration
+	Sent uint64 // messages taken into the window (first transmissions)
+	// Received counts messages the engine accepted in order (and so
+	// acknowledged); each is then Delivered to the application or, when
+	// the application abandoned the session (Close, Abort, Endpoint.Close)
+	// or a Request gave up before its reply, Undelivered. Once Done is
+	// closed, Received == Delivered + Undelivered.
+	Received, Delivered, Undelivered uint64
+	Retransmits                      uint64 // frames sent again (any cause)
+	TimeoutRetransmits               uint64 // of which after an RTO
+	DuplicatesSuppressed             uint64 // frames received more than once
+	StatusRequests, StatusRepair     uint64 // overrun status exchanges asked / answered
+	SRTT                             time.Duration
 }
 
 type sessionStats struct {
-	sent, delivered, retrans, rtoRetrans, dups, statusReq, statusRepair atomic.Uint64
-	srtt                                                                atomic.Int64
+	sent, received, delivered, undelivered             atomic.Uint64
+	retrans, rtoRetrans, dups, statusReq, statusRepair atomic.Uint64
+	srtt                                               atomic.Int64
 }
 
 // Stats returns a snapshot of the session's counters.
 func (s *Session) Stats() SessionStats {
 	return SessionStats{
 		Sent:                 s.stats.sent.Load(),
+		Received:             s.stats.received.Load(),
 		Delivered:            s.stats.delivered.Load(),
+		Undelivered:          s.stats.undelivered.Load(),
 		Retransmits:          s.stats.retrans.Load(),
 		TimeoutRetransmits:   s.stats.rtoRetrans.Load(),
 		DuplicatesSuppressed: s.stats.dups.Load(),

@@ -198,6 +198,7 @@ type Sender[T any] struct {
 	next  Seq // sequence number of the next Push
 	limit Seq // peer's flow-control limit
 
+	drained  bool // Drain ended the sender: nothing more may be pushed
 	unacked  int  // records in [base, next) not acknowledged
 	nlost    int  // records in the lost list
 	lostFrom Seq  // no record before lostFrom is in the lost list
@@ -275,8 +276,9 @@ func (s *Sender[T]) InFlight() int { return s.unacked }
 // InFlight, and matches a Receiver with the same window, which refuses what
 // lies a window or more past its next expected number), and Next comes before
 // the peer's limit. Retransmissions (PopLost) are never held back by either.
+// After Drain it is false for good.
 func (s *Sender[T]) CanSend() bool {
-	return s.next.Sub(s.base) < s.window && s.next.Less(s.limit)
+	return s.next.Sub(s.base) < s.window && s.next.Less(s.limit) && !s.drained
 }
 
 // Push records v as a new record sent at now and returns its sequence
@@ -801,8 +803,10 @@ func (s *Sender[T]) OldestSentAt() (time.Duration, bool) {
 
 // Drain calls release for every unacknowledged record, in sequence order,
 // and forgets them: Base becomes Next, and no later Ack releases them again.
-// It is meant for the end of a session.
+// It is meant for the end of a session: afterwards CanSend is false and
+// Push panics.
 func (s *Sender[T]) Drain(release func(seq Seq, v T)) {
+	s.drained = true
 	var zero T
 	for seq := s.base; seq != s.next; seq++ {
 		r := &s.recs[uint32(seq)&s.mask]

@@ -801,12 +801,20 @@ func TestSenderDrain(t *testing.T) {
 		if len(h.released) != 6 {
 			t.Errorf("released %d of 6", len(h.released))
 		}
-		// The Sender still works.
-		h.push(4*ms, 7)
-		h.ack(5*ms, 7)
-		if len(h.released) != 7 {
-			t.Errorf("released %d of 7", len(h.released))
+		// The Sender is finished: nothing more may be pushed (issue 9: a
+		// session that failed mid-batch kept sending into a drained
+		// window).
+		if h.s.CanSend() {
+			t.Errorf("CanSend after Drain")
 		}
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("Push after Drain did not panic")
+				}
+			}()
+			h.s.Push(4*ms, 7)
+		}()
 	})
 }
 
