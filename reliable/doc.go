@@ -45,21 +45,64 @@
 // they return the context's error when it ends. A cancelled Send has not
 // queued its message; a cancelled Request may still be delivered to the
 // peer (its reply is then discarded). Send never keeps the caller's slice
-// after it returns. Session.Close drains gracefully within
-// Config.CloseTimeout; Session.Abort and Endpoint.Close end at once, and
-// every blocked call returns.
+// after it returns.
+//
+// # Ending a session
+//
+// Session.Close is graceful: it sends everything queued, then a FIN, and
+// returns nil only once the peer's engine has acknowledged the FIN
+// cumulatively, that is when it holds every message sent. The peer's
+// application then receives all of them, however slowly it reads, before
+// its session ends with ErrPeerClosed. If both sides Close at once, both
+// return nil. Session.Abort and Endpoint.Close end at once (the peer sees
+// ErrPeerReset) and every blocked call returns.
+//
+// Whatever ends a session, every message its engine accepted (and so
+// acknowledged to the peer) is delivered to Recv or Requests, unless this
+// side's application abandons the session with Close, Abort or
+// Endpoint.Close: SessionStats.Received equals Delivered plus Undelivered,
+// and Undelivered stays 0 unless the application abandoned the session.
+// Done is closed once that delivery is over; messages that arrived before
+// the end stay readable from Recv after Done is closed.
+//
+// Dial returns once the peer's endpoint answered, which may be before the
+// peer's application calls Accept. Accept never returns a session that
+// failed before it was taken.
 //
 // # Errors
 //
-// Errors match the sentinels with errors.Is: ErrClosed (closed locally),
-// ErrPeerClosed (the peer closed gracefully; everything it sent was
-// delivered), ErrPeerGone (the peer stopped answering for
-// Config.DeadPeerTimeout, or no socket holds its port), ErrPeerReset (the
-// peer aborted, restarted, or a new process owns its port),
-// ErrMessageTooLarge (see MessageSizeError) and ErrTimeout (handshake or
-// graceful close). Session errors are *SessionError, which names the peer
-// and unwraps to the cause, e.g. a transport error matching
-// transport.ErrPeerGone or transport.ErrPermission. Recv and Requests
-// channels are never closed: select on Done, then read Err. Messages that
-// arrived before the end stay readable from Recv after Done is closed.
+// Every error matches one sentinel with errors.Is (or the caller's
+// context error). Session errors are *SessionError, which names the peer
+// and unwraps to the sentinel (Kind) and the cause, e.g. a transport error
+// matching transport.ErrPeerGone. Err and every call on an ended session
+// return the session's error.
+//
+//	sentinel            returned by                   meaning
+//	ErrClosed           Send, Flush, Request, Err,     closed locally (Close, Abort, Endpoint.Close)
+//	                    Dial, Accept
+//	ErrAborted          Err, Close (after Abort),      aborted locally (Abort, Endpoint.Close);
+//	                    calls on an aborted session    also matches ErrClosed
+//	ErrPeerClosed       Err, Send, Flush, Request,     the peer closed; everything it sent was
+//	                    Close (ours unacknowledged)    delivered
+//	ErrPeerGone         Err, any session call          no answer for DeadPeerTimeout, or no
+//	                                                   socket holds the peer's port
+//	ErrPeerReset        Err, any session call, Dial    the peer aborted, restarted or refused
+//	ErrTimeout          Dial, Close                    handshake or graceful close not finished in
+//	                                                   time (Dial's also matches
+//	                                                   context.DeadlineExceeded)
+//	ErrMessageTooLarge  Send, SendBatch, Request,      message over the session's MaxMessage
+//	                    Reply                          (*MessageSizeError)
+//	ErrPermission       Err, any session call          the kernel refused to send (EPERM):
+//	                                                   CAP_NET_ADMIN is needed
+//	ErrTransport        Err, any session call, Dial,   the socket failed otherwise; Cause says how
+//	                    Accept
+//	ErrSessionExists    Dial                           this endpoint already has a session with
+//	                                                   that port and channel
+//	ErrNotAccepting     Accept                         Config.AcceptBacklog < 0
+//	ErrAlreadyReplied   Request.Reply                  a second Reply to one request
+//	ctx's error         Send, SendBatch, Request,      the context ended first (Dial wraps it in
+//	                    Flush, Dial, Accept            *SessionError)
+//
+// Recv and Requests channels are never closed: select on Done, then read
+// Err.
 package reliable
