@@ -120,11 +120,12 @@ func (e *Endpoint) pullSends(s *Session, now time.Duration) {
 			if m.reply != nil {
 				s.replyWait[uint32(seq)] = m.reply
 			}
-			if m.flags&wire.FlagFin != 0 {
-				s.finSeq, s.finPushed = seq, true
-			}
 			e.sendMsg(s, seq, m, now)
 			s.probeAt = 0
+			if m.flags&wire.FlagFin != 0 {
+				s.finSeq, s.finPushed = seq, true
+				continue // the end of the stream, not a message
+			}
 			sent++
 			bytes += len(m.b)
 		}

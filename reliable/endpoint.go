@@ -155,6 +155,7 @@ func (e *Endpoint) Dial(ctx context.Context, port uint32, ch transport.CbID) (*S
 		ctx, cancel = context.WithTimeout(ctx, e.cfg.HandshakeTimeout)
 		defer cancel()
 	}
+	deadline, _ := ctx.Deadline()
 	k := key{port: port, ch: ch}
 	done := make(chan error, 1)
 	var s *Session
@@ -165,7 +166,12 @@ func (e *Endpoint) Dial(ctx context.Context, port uint32, ch transport.CbID) (*S
 		}
 		s = e.newSession(k, true)
 		s.dialDone = done
-		e.sendSyn(s, e.now())
+		now := e.now()
+		s.myISN = window.RandomSeq()
+		s.hs = retry.HandshakeSchedule()
+		s.hs.Reset(now)
+		s.hsDeadline = now + time.Until(deadline)
+		e.sendSyn(s, now)
 	})
 	if err != nil {
 		kind, cause := e.endReason()

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/cnlink/cnlink/retry"
 	"github.com/cnlink/cnlink/transport"
 	"github.com/cnlink/cnlink/window"
 	"github.com/cnlink/cnlink/wire"
@@ -102,14 +101,9 @@ func (e *Endpoint) sendSynAck(s *Session, seq, ack uint32, now time.Duration) {
 	e.appendFrame(s, &f, body, nil, now)
 }
 
-// sendSyn sends (or resends) the opening frame of a dialed session.
+// sendSyn sends (or resends) the opening frame of a dialed session (Dial
+// set its ISN, schedule and deadline).
 func (e *Endpoint) sendSyn(s *Session, now time.Duration) {
-	if s.hs == nil {
-		s.myISN = window.RandomSeq()
-		s.hs = retry.HandshakeSchedule()
-		s.hs.Reset(now)
-		s.hsDeadline = now + e.cfg.HandshakeTimeout
-	}
 	body := wire.AppendSyn(e.ackScr[:0], e.synBody(s))
 	f := wire.Frame{ID: s.key.ch, Seq: uint32(s.myISN), Ack: s.myEpoch, Port: e.tr.LocalPort(), Type: wire.TypeSyn}
 	e.appendFrame(s, &f, body, nil, now)

@@ -4,6 +4,7 @@ package reliable
 // dead-peer and close timers, all served by the endpoint's single timer.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -16,7 +17,8 @@ func (e *Endpoint) onTimer(s *Session, now time.Duration) {
 	switch s.state {
 	case stateSynSent:
 		if now >= s.hsDeadline {
-			e.fail(s, ErrTimeout, errors.New("no answer to the handshake"))
+			// Dial's context ends now too: the error matches both.
+			e.fail(s, ErrTimeout, fmt.Errorf("no answer to the handshake: %w", context.DeadlineExceeded))
 			return
 		}
 		if now >= s.hsNext {
