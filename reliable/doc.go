@@ -54,7 +54,8 @@
 // cumulatively, that is when it holds every message sent. The peer's
 // application then receives all of them, however slowly it reads, before
 // its session ends with ErrPeerClosed. If both sides Close at once, both
-// return nil. Session.Abort and Endpoint.Close end at once (the peer sees
+// return nil. Close is a full close: from the call on, this side's
+// application reads no more (what it has not taken is abandoned). Session.Abort and Endpoint.Close end at once (the peer sees
 // ErrPeerReset) and every blocked call returns.
 //
 // Whatever ends a session, every message its engine accepted (and so

@@ -329,20 +329,25 @@ func (s *Session) Flush(ctx context.Context) error {
 // Config.CloseTimeout (the session is then aborted), ErrPeerReset,
 // ErrPeerGone, or ErrPeerClosed when the peer closed first while messages
 // of ours were still unacknowledged. When the peer closed first and had
-// everything, Close returns nil. Close abandons messages not yet taken
-// from Recv and Requests. It is safe to call more than once and returns
+// everything, Close returns nil. It is safe to call more than once and returns
 // the same result each time.
+//
+// Close is a full close: the application stops reading too. Messages not
+// yet taken from Recv and Requests, and any that arrive while Close waits,
+// are abandoned (SessionStats.Undelivered counts them). Were they kept,
+// two sides closing at once without reading could each fill the other's
+// window and leave no room for the other's FIN.
 func (s *Session) Close() error {
 	s.mu.Lock()
 	already := s.closing || s.endErr != nil
 	s.closing = true
 	s.mu.Unlock()
+	s.abandonPump()
 	if !already {
 		// If the endpoint is gone its shutdown has ended the session.
 		_ = s.ep.runOnOwner(func() { s.ep.beginClose(s) })
 	}
 	<-s.ended
-	s.abandonPump()
 	<-s.doneCh
 	return s.closeErr
 }
