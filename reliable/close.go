@@ -36,14 +36,29 @@ func (s *Session) finAcked() bool {
 }
 
 // onFin: the peer's stream is over and everything before its FIN is on
-// its way to the application. Unless we are closing too (then our own
-// FIN must be acknowledged first: a simultaneous close), the session ends.
+// its way to the application. The FIN is a full close (the peer reads no
+// more), so the session ends now, even if we are closing too: what we
+// sent counts as delivered only if it was acknowledged already (see
+// endSession).
 func (e *Endpoint) onFin(s *Session, now time.Duration) {
 	s.peerFin = true
-	if s.closeAt != 0 {
-		return
-	}
 	e.endSession(s, s.errOf(ErrPeerClosed, nil), true, now)
+}
+
+// onlyFinOutstanding reports whether every message we sent was
+// acknowledged cumulatively, the FIN aside; queue is what was never taken
+// into the window.
+func (s *Session) onlyFinOutstanding(queue []*msgBuf) bool {
+	for _, m := range queue {
+		if m.flags&wire.FlagFin == 0 {
+			return false
+		}
+	}
+	if s.snd == nil {
+		return true
+	}
+	n := s.snd.InFlight()
+	return n == 0 || n == 1 && s.finPushed && s.snd.Base() == s.finSeq
 }
 
 // abort ends s at once and tells the peer.
@@ -84,11 +99,11 @@ func (e *Endpoint) endSession(s *Session, err *SessionError, timeWait bool, now 
 	s.sendQ, s.sendHead = nil, 0
 	s.flushers = nil
 	s.mu.Unlock()
-	// Close returns nil only when the peer's engine holds everything we
-	// sent: our FIN was acknowledged, or the peer closed while nothing of
-	// ours was outstanding.
+	// Close returns nil only when the peer's engine holds every message
+	// we sent: our FIN was acknowledged, or the peer closed (its FIN) when
+	// nothing of ours but our own FIN was outstanding.
 	graceful := err.Kind == ErrClosed && err.Cause == nil || err.Kind == ErrPeerClosed
-	if graceful && len(queue) == 0 && (s.snd == nil || s.snd.InFlight() == 0) {
+	if graceful && s.onlyFinOutstanding(queue) {
 		s.closeErr = nil
 	} else {
 		s.closeErr = err

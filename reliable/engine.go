@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cnlink/cnlink/window"
 	"github.com/cnlink/cnlink/wire"
 )
 
@@ -69,7 +70,15 @@ func (e *Endpoint) handleFrame(from uint32, f *wire.Parsed, now time.Duration) {
 	s.lastHeard = now
 	e.touchSession(s)
 	if s.state == stateTimeWait {
-		// Only answer retransmissions so that the peer can finish.
+		// Only answer retransmissions so that the peer can finish; and
+		// take the peer's FIN if it comes next in its stream (a
+		// simultaneous close whose FIN arrived after the ACK that ended
+		// us), so that the answer acknowledges it.
+		if typ == wire.TypeData && f.Header.Flags&wire.FlagFin != 0 && !s.peerFin && window.Seq(f.Seq) == s.rcv.Cum() {
+			s.rcv.Push(window.Seq(f.Seq), rxItem{})
+			s.rcv.Pop()
+			s.peerFin = true
+		}
 		if typ == wire.TypeData || typ == wire.TypeReply || typ == wire.TypePing {
 			e.needAck(s, f.Seq)
 		}
