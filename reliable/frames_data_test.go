@@ -1,0 +1,492 @@
+package reliable
+
+// Frame-level tests of the data path: acknowledgements, SACK, DSACK, flow
+// control, epochs, probes and retransmission (PROTOCOL.md §3, §4.2-4.7).
+// See frames_harness_test.go for the harness.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/cnlink/cnlink/retry"
+	"github.com/cnlink/cnlink/transport"
+	"github.com/cnlink/cnlink/wire"
+)
+
+// In-order DATA is delivered and acknowledged: one ACK per datagram,
+// answering its newest DATA (seq = that DSN, ack = P + 1), cum = the next
+// DSN expected, limit = cum + Window while the application keeps up.
+func TestFramesDataInOrderAck(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tc := newTestConn(t, nil)
+		s := tc.acceptSession()
+		P, Q := tc.peerSyn.Epoch, tc.peerSyn.ISN
+		tc.write(tc.data(Q, "a"))
+		tc.wantFrame("ACK of one DATA", wire.TypeAck, hasSeq(Q), hasAck(P+1), hasCum(Q+1), hasLimit(Q+1+16), hasSack(), hasFlags(0))
+		tc.wantIdle("one ACK per DATA")
+		tc.write(tc.data(Q+1, "b"), tc.data(Q+2, "c"))
+		tc.wantFrame("one ACK for a datagram of two DATA", wire.TypeAck, hasSeq(Q+2), hasAck(P+1), hasCum(Q+3), hasLimit(Q+3+16), hasSack(), hasFlags(0))
+		tc.wantIdle("one ACK per datagram")
+		tc.wantRecv(s, "a", "b", "c")
+		if st := s.Stats(); st.Received != 3 || st.Delivered != 3 {
+			t.Errorf("Stats Received %d Delivered %d, want 3 and 3", st.Received, st.Delivered)
+		}
+	})
+}
+
+// Out-of-order DATA is held and reported in SACK ranges, the block of the
+// newest arrival first, then the others from the highest down; the gap
+// filling delivers everything in order.
+func TestFramesDataOutOfOrderSack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tc := newTestConn(t, nil)
+		s := tc.acceptSession()
+		P, Q := tc.peerSyn.Epoch, tc.peerSyn.ISN
+		r := func(a, b uint32) wire.Range { return wire.Range{Start: a, End: b} }
+		tc.write(tc.data(Q+2, "c"))
+		tc.wantFrame("Q+2 above a hole", wire.TypeAck, hasSeq(Q+2), hasAck(P+1), hasCum(Q), hasLimit(Q+16), hasSack(r(Q+2, Q+2)))
+		tc.write(tc.data(Q+4, "e"))
+		tc.wantFrame("Q+4 above two holes", wire.TypeAck, hasSeq(Q+4), hasCum(Q), hasSack(r(Q+4, Q+4), r(Q+2, Q+2)))
+		tc.wantRecv(s)
+		tc.write(tc.data(Q, "a"))
+		tc.wantFrame("the first hole filled", wire.TypeAck, hasSeq(Q), hasCum(Q+1), hasLimit(Q+1+16), hasSack(r(Q+4, Q+4), r(Q+2, Q+2)))
+		tc.write(tc.data(Q+1, "b"))
+		tc.wantFrame("the second hole filled", wire.TypeAck, hasSeq(Q+1), hasCum(Q+3), hasSack(r(Q+4, Q+4)))
+		tc.write(tc.data(Q+3, "d"))
+		tc.wantFrame("no hole left", wire.TypeAck, hasSeq(Q+3), hasCum(Q+5), hasLimit(Q+5+16), hasSack(), hasFlags(0))
+		tc.wantRecv(s, "a", "b", "c", "d", "e")
+	})
+}
+
+// A duplicate DATA, delivered or still held above a hole, is dropped and
+// reported once: the next ACK has DUP_VALID and dup = its DSN.
+func TestFramesDataDuplicate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tc := newTestConn(t, nil)
+		s := tc.acceptSession()
+		P, Q := tc.peerSyn.Epoch, tc.peerSyn.ISN
+		held := wire.Range{Start: Q + 2, End: Q + 2}
+		tc.write(tc.data(Q, "a"))
+		tc.wantFrame("ACK", wire.TypeAck, hasCum(Q+1), hasFlags(0))
+		tc.write(tc.data(Q, "a"))
+		tc.wantFrame("a delivered DATA again", wire.TypeAck, hasSeq(Q), hasAck(P+1), hasCum(Q+1), hasDup(Q), hasFlags(wire.FlagDupValid), hasSack())
+		tc.write(tc.data(Q+2, "c"))
+		tc.wantFrame("the duplicate is reported once", wire.TypeAck, hasSeq(Q+2), hasCum(Q+1), hasFlags(0), hasSack(held))
+		tc.write(tc.data(Q+2, "c"))
+		tc.wantFrame("a held DATA again", wire.TypeAck, hasSeq(Q+2), hasCum(Q+1), hasDup(Q+2), hasSack(held))
+		tc.write(tc.data(Q+1, "b"))
+		tc.wantFrame("hole filled", wire.TypeAck, hasCum(Q+3), hasFlags(0), hasSack())
+		tc.wantRecv(s, "a", "b", "c")
+		if n := s.Stats().DuplicatesSuppressed; n != 2 {
+			t.Errorf("DuplicatesSuppressed = %d, want 2", n)
+		}
+	})
+}
+
+// DATA at or beyond the advertised limit is dropped (counted) but
+// acknowledged, so the sender learns the limit again; it is not delivered
+// when the window later covers its DSN.
+func TestFramesDataBeyondLimit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tc := newTestConn(t, &Config{Window: 4})
+		s := tc.acceptSession()
+		P, Q := tc.peerSyn.Epoch, tc.peerSyn.ISN
+		tc.write(tc.data(Q+4, "beyond"))
+		tc.wantFrame("DATA at the limit", wire.TypeAck, hasSeq(Q+4), hasAck(P+1), hasCum(Q), hasLimit(Q+4), hasSack(), hasFlags(0))
+		if n := tc.ep.Stats().Rejected["window"]; n != 1 {
+			t.Errorf("Rejected[window] = %d, want 1", n)
+		}
+		tc.write(tc.data(Q, "a"), tc.data(Q+1, "b"), tc.data(Q+2, "c"), tc.data(Q+3, "d"))
+		tc.wantFrame("the window filled", wire.TypeAck, hasSeq(Q+3), hasCum(Q+4), hasLimit(Q+8), hasSack())
+		tc.wantRecv(s, "a", "b", "c", "d")
+	})
+}
+
+// Frames with the wrong epoch (originated: not P; answers: not E + 1) are
+// dropped silently and counted; they change nothing.
+func TestFramesDataWrongEpoch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tc := newTestConn(t, nil)
+		s := tc.acceptSession()
+		P, Q := tc.peerSyn.Epoch, tc.peerSyn.ISN
+		E, I := tc.epEpoch, tc.epISN
+		for _, f := range []tcOut{
+			tc.data(Q, "forged").withAck(P + 1),
+			tc.ping(Q).withAck(P - 1),
+			tc.ackOf(I, I+64).withAck(E), // answers carry E+1
+			tc.rst(Q-1, wire.RstAbort).withAck(E + 2),
+		} {
+			tc.write(f)
+		}
+		tc.wantIdle("frames with a wrong epoch are not answered")
+		if n := tc.ep.Stats().Rejected["epoch"]; n != 4 {
+			t.Errorf("Rejected[epoch] = %d, want 4", n)
+		}
+		if s.Err() != nil {
+			t.Fatalf("session ended: %v", s.Err())
+		}
+		tc.write(tc.data(Q, "real"))
+		tc.wantFrame("the real DATA is the first", wire.TypeAck, hasSeq(Q), hasAck(P+1), hasCum(Q+1))
+		tc.wantRecv(s, "real")
+	})
+}
+
+// With no session for (port, channel), DATA and PING are answered RST 2
+// (seq and ack + 1 of the frame) so that a peer that survived our restart
+// learns at once; ACK, SYNACK and RST are dropped (an RST is never
+// answered).
+func TestFramesDataUnknownSession(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		f    func(tc *testConn) tcOut
+		rst  bool
+	}{
+		{"DATA", func(tc *testConn) tcOut { return tc.data(7, "x").withAck(0xabc) }, true},
+		{"PING", func(tc *testConn) tcOut { return tc.ping(7).withAck(0xabc) }, true},
+		{"ACK", func(tc *testConn) tcOut { return tc.ackOf(7, 9).withAck(0xabc) }, false},
+		{"SYNACK", func(tc *testConn) tcOut { tc.epISN, tc.epEpoch = 7, 0xabb; return tc.synAck() }, false},
+		{"RST", func(tc *testConn) tcOut { return tc.rst(7, wire.RstAbort).withAck(0xabc) }, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				tc := newTestConn(t, nil)
+				tc.write(c.f(tc))
+				if c.rst {
+					tc.wantFrame("a frame of no session", wire.TypeRst, hasSeq(7), hasAck(0xabd), hasReason(wire.RstNoSession))
+				}
+				tc.wantIdle("nothing else")
+				if n := tc.ep.Stats().Rejected["no_session"]; n != 1 {
+					t.Errorf("Rejected[no_session] = %d, want 1", n)
+				}
+			})
+		})
+	}
+}
+
+// PING is answered by an ACK of the current state: seq = the PING's seq,
+// ack = P + 1.
+func TestFramesDataPingAnswered(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tc := newTestConn(t, nil)
+		tc.acceptSession()
+		P, Q := tc.peerSyn.Epoch, tc.peerSyn.ISN
+		tc.write(tc.ping(Q))
+		tc.wantFrame("PING before any data", wire.TypeAck, hasSeq(Q), hasAck(P+1), hasCum(Q), hasLimit(Q+16), hasSack(), hasFlags(0))
+		tc.write(tc.data(Q, "a"))
+		tc.wantFrame("ACK", wire.TypeAck, hasCum(Q+1))
+		tc.write(tc.ping(Q + 1))
+		tc.wantFrame("PING after data", wire.TypeAck, hasSeq(Q+1), hasAck(P+1), hasCum(Q+1), hasFlags(0))
+		tc.wantIdle("one ACK per PING")
+	})
+}
+
+// STATUS_REQ (on an ACK or a PING) makes the endpoint retransmit every
+// unacknowledged frame at once and answer with an ACK.
+func TestFramesDataStatusReq(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		req    func(tc *testConn) tcOut
+		ackSeq []frameCheck // the ACK answers the PING; an ACK is not answered by seq
+	}{
+		{"ACK", func(tc *testConn) tcOut {
+			return tc.ackOf(tc.epISN, tc.epISN+64).withSeq(tc.epISN + 2).withFlags(wire.FlagStatusReq)
+		}, nil},
+		{"PING", func(tc *testConn) tcOut { return tc.ping(tc.peerSyn.ISN).withFlags(wire.FlagStatusReq) },
+			[]frameCheck{hasSeq(tcPeerISN)}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				tc := newTestConn(t, nil)
+				s := tc.acceptSession()
+				P, Q := tc.peerSyn.Epoch, tc.peerSyn.ISN
+				E, I := tc.epEpoch, tc.epISN
+				if _, err := s.SendBatch(context.Background(), [][]byte{[]byte("m0"), []byte("m1"), []byte("m2")}); err != nil {
+					t.Fatal(err)
+				}
+				for i, p := range []string{"m0", "m1", "m2"} {
+					tc.wantFrame("first transmission", wire.TypeData, hasSeq(I+uint32(i)), hasAck(E), hasPayload(p), hasFlags(0))
+				}
+				tc.write(c.req(tc))
+				tc.wantFrames("STATUS_REQ: everything unacknowledged again, and an ACK",
+					frameWantOf(wire.TypeData, hasSeq(I), hasAck(E), hasPayload("m0")),
+					frameWantOf(wire.TypeData, hasSeq(I+1), hasAck(E), hasPayload("m1")),
+					frameWantOf(wire.TypeData, hasSeq(I+2), hasAck(E), hasPayload("m2")),
+					frameWantOf(wire.TypeAck, append(c.ackSeq, hasAck(P+1), hasCum(Q), hasFlags(0))...),
+				)
+				tc.wantIdle("nothing more")
+				if st := s.Stats(); st.StatusRepair != 1 || st.Retransmits != 3 || st.Sent != 3 {
+					t.Errorf("Stats StatusRepair %d Retransmits %d Sent %d, want 1 3 3", st.StatusRepair, st.Retransmits, st.Sent)
+				}
+			})
+		})
+	}
+}
+
+// Zero window: with the peer's limit at its cumulative ack, a queued
+// message waits; after an RTO the endpoint probes with PING (seq = its next
+// DSN, ack = E), again with backoff while the window stays shut, and sends
+// as soon as an ACK opens it.
+func TestFramesDataZeroWindowProbe(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tc := newTestConn(t, nil)
+		s := tc.acceptSession()
+		E, I := tc.epEpoch, tc.epISN
+		ctx := context.Background()
+		if err := s.Send(ctx, []byte("m0")); err != nil {
+			t.Fatal(err)
+		}
+		tc.wantFrame("DATA", wire.TypeData, hasSeq(I), hasAck(E), hasPayload("m0"))
+		tc.write(tc.ackOf(I+1, I+1)) // all received, window shut
+		if err := s.Send(ctx, []byte("m1")); err != nil {
+			t.Fatal(err)
+		}
+		tc.wantIdle("nothing at the peer's limit")
+		w1 := tc.advanceUntilFrame(time.Second)
+		tc.wantFrame("zero-window probe", wire.TypePing, hasSeq(I+1), hasAck(E), hasArg(0), hasFlags(0))
+		tc.write(tc.ackOf(I+1, I+1).withSeq(I + 1)) // the PING's answer: still shut
+		tc.wantIdle("the window is still shut")
+		w2 := tc.advanceUntilFrame(time.Second)
+		tc.wantFrame("second probe", wire.TypePing, hasSeq(I+1), hasAck(E))
+		if w1 > 100*time.Millisecond || w2 < w1 {
+			t.Errorf("probes after %v then %v: want an RTO, then a longer one", w1, w2)
+		}
+		tc.write(tc.ackOf(I+1, I+9))
+		tc.wantFrame("the window opened", wire.TypeData, hasSeq(I+1), hasAck(E), hasPayload("m1"))
+	})
+}
+
+// The retransmission timer: the first expiry sends a PING probe (seq = next
+// DSN), the second (after a doubled RTO) retransmits; an ACK stops it.
+func TestFramesDataRtoProbeThenRetransmit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tc := newTestConn(t, nil)
+		s := tc.acceptSession()
+		E, I := tc.epEpoch, tc.epISN
+		if err := s.Send(context.Background(), []byte("m0")); err != nil {
+			t.Fatal(err)
+		}
+		tc.wantFrame("DATA", wire.TypeData, hasSeq(I), hasAck(E), hasPayload("m0"))
+		w1 := tc.advanceUntilFrame(time.Second)
+		tc.wantFrame("first RTO expiry: a probe, not a retransmission", wire.TypePing, hasSeq(I+1), hasAck(E), hasFlags(0))
+		w2 := tc.advanceUntilFrame(time.Second)
+		tc.wantFrame("second expiry: the retransmission", wire.TypeData, hasSeq(I), hasAck(E), hasPayload("m0"), hasFlags(0))
+		// No RTT sample yet: the initial RTO, then doubled.
+		if w1 != retry.DefaultRTTInitial || w2 != 2*retry.DefaultRTTInitial {
+			t.Errorf("probe after %v, retransmission %v later; want %v and %v", w1, w2, retry.DefaultRTTInitial, 2*retry.DefaultRTTInitial)
+		}
+		if st := s.Stats(); st.TimeoutRetransmits != 1 || st.Retransmits != 1 {
+			t.Errorf("Stats TimeoutRetransmits %d Retransmits %d, want 1 1", st.TimeoutRetransmits, st.Retransmits)
+		}
+		tc.write(tc.ackOf(I+1, I+64))
+		tc.wantIdleFor("acknowledged: no more probes or retransmissions", 500*time.Millisecond)
+	})
+}
+
+// Keepalive: an idle session PINGs after KeepAlive without hearing from the
+// peer, and ends with ErrPeerGone after DeadPeerTimeout.
+func TestFramesDataKeepaliveAndDeadPeer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tc := newTestConn(t, &Config{Window: 16, KeepAlive: 100 * time.Millisecond, DeadPeerTimeout: 350 * time.Millisecond})
+		s := tc.acceptSession()
+		P, Q := tc.peerSyn.Epoch, tc.peerSyn.ISN
+		E, I := tc.epEpoch, tc.epISN
+		start := tc.now()
+		tc.write(tc.data(Q, "a"))
+		tc.wantFrame("ACK", wire.TypeAck, hasSeq(Q), hasAck(P+1))
+		w := tc.advanceUntilFrame(time.Second)
+		tc.wantFrame("keepalive", wire.TypePing, hasSeq(I), hasAck(E), hasFlags(0))
+		if w != 100*time.Millisecond {
+			t.Errorf("keepalive after %v of silence, want 100ms", w)
+		}
+		tc.write(tc.ackOf(I, I+64).withSeq(I))
+		tc.advance(time.Second)
+		if !tc.isDone(s) || !errors.Is(s.Err(), ErrPeerGone) {
+			t.Fatalf("Err = %v, want ErrPeerGone", s.Err())
+		}
+		for _, f := range tc.takeFrames() {
+			tc.expect("only keepalives while the peer is silent", f, wire.TypePing, hasSeq(I), hasAck(E))
+			if f.at > start+100*time.Millisecond+350*time.Millisecond {
+				t.Errorf("PING at %v, after the dead-peer timeout", f.at)
+			}
+		}
+		tc.write(tc.ping(Q + 1))
+		tc.wantFrame("the session is gone", wire.TypeRst, hasSeq(Q+1), hasAck(P+1), hasReason(wire.RstNoSession))
+	})
+}
+
+// Flow control with a slow application: messages the application has not
+// taken reduce the advertised limit, down to limit == cum; when the
+// application reads, the endpoint sends a window update (an ACK nobody
+// asked for) that reopens the window.
+func TestFramesDataWindowUpdate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const window = 4
+		tc := newTestConn(t, &Config{Window: window, RecvBuffer: 1})
+		s := tc.acceptSession()
+		P, Q := tc.peerSyn.Epoch, tc.peerSyn.ISN
+		tc.write(tc.data(Q, "m0"), tc.data(Q+1, "m1"), tc.data(Q+2, "m2"), tc.data(Q+3, "m3"))
+		// m0 is in the Recv channel, m1..m3 wait: credit 4 - 3.
+		tc.wantFrame("three messages wait for the application", wire.TypeAck, hasSeq(Q+3), hasAck(P+1), hasCum(Q+4), hasLimit(Q+5))
+		tc.write(tc.data(Q+4, "m4"))
+		tc.wantFrame("the window is shut", wire.TypeAck, hasSeq(Q+4), hasCum(Q+5), hasLimit(Q+5))
+		tc.write(tc.data(Q+5, "beyond"))
+		tc.wantFrame("DATA past the shut window is dropped", wire.TypeAck, hasSeq(Q+5), hasCum(Q+5), hasLimit(Q+5))
+		tc.wantIdle("no update while the application sleeps")
+		var got []string
+		for range 5 {
+			m, ok := tc.recvNow(s)
+			if !ok {
+				t.Fatalf("only %q delivered", got)
+			}
+			got = append(got, string(m))
+		}
+		f := tc.wantFrame("window update once the application read", wire.TypeAck, hasAck(P+1), hasCum(Q+5))
+		if f.ack.Limit-(Q+5) < window/2 {
+			t.Errorf("window update opens only %d, want at least %d", f.ack.Limit-(Q+5), window/2)
+		}
+		tc.takeFrames() // further updates, if any
+		tc.write(tc.data(Q+5, "m5"))
+		tc.wantFrame("the window is open again", wire.TypeAck, hasSeq(Q+5), hasCum(Q+6))
+		tc.wantRecv(s, "m5")
+	})
+}
+
+// A message larger than the endpoint's MaxMessage violates the handshake:
+// it is dropped and counted, and neither delivered nor acknowledged.
+func TestFramesDataTooLarge(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tc := newTestConn(t, &Config{Window: 16, MaxMessage: 100})
+		s := tc.acceptSession()
+		P, Q := tc.peerSyn.Epoch, tc.peerSyn.ISN
+		tc.write(tc.data(Q, string(make([]byte, 101))))
+		tc.wantIdle("an oversized DATA is not acknowledged")
+		if n := tc.ep.Stats().Rejected["too_large"]; n != 1 {
+			t.Errorf("Rejected[too_large] = %d, want 1", n)
+		}
+		tc.write(tc.data(Q, string(make([]byte, 100))))
+		tc.wantFrame("MaxMessage bytes are fine", wire.TypeAck, hasSeq(Q), hasAck(P+1), hasCum(Q+1))
+		if m, ok := tc.recvNow(s); !ok || len(m) != 100 {
+			t.Fatalf("got %d bytes, %v; want the 100-byte message", len(m), ok)
+		}
+	})
+}
+
+// A frame whose CRC does not match is dropped and counted, never
+// acknowledged; the other frames of its datagram are processed. Unknown
+// types are dropped; unknown flags are ignored.
+func TestFramesDataCorruptAndUnknown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tc := newTestConn(t, nil)
+		s := tc.acceptSession()
+		P, Q := tc.peerSyn.Epoch, tc.peerSyn.ISN
+		b := tc.encode(tc.data(Q, "corrupt"), tc.data(Q+1, "b"))
+		b[48] ^= 0xff // the first frame's payload: its CRC no longer matches
+		if err := tc.peer.Send(transport.Addr{Port: tc.ep.LocalPort()}, b); err != nil {
+			t.Fatal(err)
+		}
+		tc.wantFrame("only the good frame counts", wire.TypeAck, hasSeq(Q+1), hasAck(P+1), hasCum(Q), hasSack(wire.Range{Start: Q + 1, End: Q + 1}))
+		if n := tc.ep.Stats().Rejected["checksum"]; n != 1 {
+			t.Errorf("Rejected[checksum] = %d, want 1", n)
+		}
+		unknown := tc.data(Q, "?")
+		unknown.f.Type = 9
+		tc.write(unknown, unknown.withAck(tc.epEpoch+1))
+		tc.wantIdle("unknown types are dropped")
+		tc.write(tc.data(Q, "a").withFlags(0x100))
+		tc.wantFrame("unknown flags are ignored", wire.TypeAck, hasSeq(Q), hasCum(Q+2))
+		tc.wantRecv(s, "a", "b")
+	})
+}
+
+// An ACK for DSNs never sent is ignored: it releases nothing, and the
+// message it pretends to acknowledge is still retransmitted.
+func TestFramesDataAckBeyondSent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tc := newTestConn(t, nil)
+		s := tc.acceptSession()
+		E, I := tc.epEpoch, tc.epISN
+		if err := s.Send(context.Background(), []byte("m0")); err != nil {
+			t.Fatal(err)
+		}
+		tc.wantFrame("DATA", wire.TypeData, hasSeq(I), hasAck(E))
+		tc.write(tc.ackOf(I+5, I+64))
+		tc.advance(20 * time.Millisecond)
+		found := false
+		for _, f := range tc.takeFrames() {
+			found = found || f.Header.Type == wire.TypeData && f.Seq == I
+		}
+		if !found {
+			t.Fatal("m0 was never retransmitted after a bogus ACK claimed it")
+		}
+		if s.Err() != nil {
+			t.Fatalf("session ended: %v", s.Err())
+		}
+	})
+}
+
+// The endpoint honours the limits of the peer's SYN: at most Window
+// messages beyond the cumulative ack, messages up to max_message bytes,
+// datagrams up to max_datagram bytes.
+func TestFramesDataPeerLimits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tc := newTestConn(t, nil)
+		tc.peerSyn.Window, tc.peerSyn.MaxMessage, tc.peerSyn.MaxDatagram = 3, 100, 200
+		s := tc.acceptSession()
+		E, I := tc.epEpoch, tc.epISN
+		ctx := context.Background()
+		if s.MaxMessage() != 100 {
+			t.Errorf("MaxMessage() = %d, want the peer's 100", s.MaxMessage())
+		}
+		if err := s.Send(ctx, make([]byte, 101)); !errors.Is(err, ErrMessageTooLarge) {
+			t.Errorf("Send(101 bytes) = %v, want ErrMessageTooLarge", err)
+		}
+		msgs := make([][]byte, 5)
+		for i := range msgs {
+			msgs[i] = []byte(fmt.Sprintf("%-100d", i))
+		}
+		if _, err := s.SendBatch(ctx, msgs); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			f := tc.wantFrame("the peer's window is 3", wire.TypeData, hasSeq(I+uint32(i)), hasAck(E), hasPayload(string(msgs[i])))
+			if f.dgramLen > 200 {
+				t.Errorf("datagram of %d bytes, the peer's max_datagram is 200", f.dgramLen)
+			}
+		}
+		tc.wantIdle("no fourth message in flight")
+		tc.write(tc.ackOf(I+1, I+64))
+		tc.wantFrame("one acknowledged, one more", wire.TypeData, hasSeq(I+3), hasPayload(string(msgs[3])))
+		tc.wantIdle("still three in flight")
+	})
+}
+
+// The ACK a datagram owes travels in the same datagram as the DATA the
+// endpoint sends in that turn.
+func TestFramesDataAckCoalescedWithData(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tc := newTestConn(t, nil)
+		s := tc.acceptSession()
+		P, Q := tc.peerSyn.Epoch, tc.peerSyn.ISN
+		E, I := tc.epEpoch, tc.epISN
+		if err := s.Send(context.Background(), []byte("m0")); err != nil {
+			t.Fatal(err)
+		}
+		tc.wantFrame("DATA", wire.TypeData, hasSeq(I))
+		tc.write(tc.ackOf(I+1, I+1)) // window shut
+		if err := s.Send(context.Background(), []byte("m1")); err != nil {
+			t.Fatal(err)
+		}
+		tc.wantIdle("window shut")
+		tc.write(tc.ackOf(I+1, I+64), tc.data(Q, "a")) // opens the window and owes an ACK
+		fs := tc.wantFrames("the window opened and an ACK owed",
+			frameWantOf(wire.TypeData, hasSeq(I+1), hasAck(E), hasPayload("m1")),
+			frameWantOf(wire.TypeAck, hasSeq(Q), hasAck(P+1), hasCum(Q+1)))
+		if fs[0].dgram != fs[1].dgram {
+			t.Errorf("DATA and ACK in datagrams #%d and #%d, want one", fs[0].dgram, fs[1].dgram)
+		}
+	})
+}
