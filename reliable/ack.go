@@ -36,6 +36,9 @@ func (e *Endpoint) onAck(s *Session, f *wire.Parsed, now time.Duration) {
 	}
 	e.ackRanges = a.Ranges
 	res := s.snd.OnAck(now, a, s.release)
+	if res.Ignored {
+		e.reject(rejectState) // acknowledges DSNs we never sent
+	}
 	e.m.ackDone(now)
 	s.freeBatch()
 	if res.Acked > 0 {

@@ -525,6 +525,9 @@ func (e *Endpoint) newSession(k key, initiator bool) *Session {
 	s.out.sessions = append(s.out.sessions, s)
 	s.lastHeard = e.now()
 	e.sessions[k] = s
+	if e.lastSess != nil && e.lastSess.key == k {
+		e.lastSess = nil // it may hold the time-wait session this one replaces
+	}
 	e.wg.Add(1)
 	go s.runPump()
 	e.m.sessionOpened(s)

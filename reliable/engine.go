@@ -79,7 +79,8 @@ func (e *Endpoint) handleFrame(from uint32, f *wire.Parsed, now time.Duration) {
 			s.rcv.Pop()
 			s.peerFin = true
 		}
-		if typ == wire.TypeData || typ == wire.TypeReply || typ == wire.TypePing {
+		if typ == wire.TypeData || typ == wire.TypeReply || typ == wire.TypePing ||
+			f.Header.Flags&wire.FlagStatusReq != 0 {
 			e.needAck(s, f.Seq)
 		}
 		return

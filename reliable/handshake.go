@@ -70,7 +70,10 @@ func (e *Endpoint) onSyn(k key, s *Session, f *wire.Parsed, now time.Duration) {
 // openSimultaneous completes a dialed session from the peer's own SYN.
 func (e *Endpoint) openSimultaneous(s *Session, f *wire.Parsed, syn wire.Syn, now time.Duration) {
 	if syn.Window == 0 || syn.MaxMessage == 0 || int(syn.MaxDatagram) < transport.FrameLen(wire.HeaderLen+1) {
+		// As on the accepting path: RST 4, and this Dial cannot succeed.
 		e.reject(rejectMalformed)
+		e.sendRstTo(s.key.port, s.key.ch, f.Seq, f.Ack+1, wire.RstBadHandsh)
+		e.fail(s, ErrPeerReset, errors.New("the peer's SYN has invalid parameters"))
 		return
 	}
 	e.establish(s, syn, now)
