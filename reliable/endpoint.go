@@ -138,7 +138,8 @@ func (e *Endpoint) reader() {
 // answered the handshake, which may be before the peer's application
 // calls Accept (the peer's AcceptBacklog holds the session meanwhile).
 // If the peer dials us on the same channel at the same moment, both Dials
-// return the one session they opened together.
+// return the one session they opened together; if the peer's SYN arrived
+// first and Accept has not taken that session yet, Dial returns it.
 //
 // Errors are *SessionError: ErrTimeout (also matching
 // context.DeadlineExceeded) when ctx's deadline, or Config.HandshakeTimeout
@@ -161,6 +162,14 @@ func (e *Endpoint) Dial(ctx context.Context, port uint32, ch transport.CbID) (*S
 	var s *Session
 	err := e.runOnOwner(func() {
 		if old, ok := e.sessions[k]; ok && old.state != stateTimeWait {
+			if !old.initiator && old.taken.CompareAndSwap(false, true) {
+				// The peer dialed us first and Accept has not taken that
+				// session: it is the one both sides asked for (a
+				// simultaneous open whose SYNs did not cross).
+				s = old
+				done <- nil
+				return
+			}
 			done <- &SessionError{Port: port, Channel: ch.String(), Kind: ErrSessionExists}
 			return
 		}
@@ -219,6 +228,9 @@ func (e *Endpoint) Accept(ctx context.Context) (*Session, error) {
 	for {
 		select {
 		case s := <-e.acceptQ:
+			if !s.taken.CompareAndSwap(false, true) {
+				continue // a Dial to the same peer and channel took it
+			}
 			if err := s.Err(); err != nil && !errors.Is(err, ErrPeerClosed) {
 				s.abandonPump() // what it received is counted undelivered
 				continue
@@ -564,7 +576,9 @@ func (e *Endpoint) shutdown() {
 		for {
 			select {
 			case s := <-e.acceptQ:
-				s.abandonPump()
+				if s.taken.CompareAndSwap(false, true) {
+					s.abandonPump() // nobody will read it
+				}
 				continue
 			default:
 			}

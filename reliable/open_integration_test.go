@@ -14,17 +14,18 @@ import (
 )
 
 // Regression (issue 9, bug 3): two endpoints dial each other on the same
-// channel at the same moment (a 100µs path delay makes the SYNs cross).
-// Both Dials succeed with one session between them, which carries data
-// both ways.
+// channel at the same moment (a 100µs path delay makes the SYNs cross, or
+// one arrives before the other side dials). Both Dials succeed with one
+// session between them, which carries data both ways, and neither Accept
+// sees it.
 func TestIntegrationSimultaneousOpen(t *testing.T) {
 	testenv.RequireNetAdmin(t)
-	for i := range 5 {
+	for i := range 20 {
 		t.Run(fmt.Sprintf("run=%d", i), func(t *testing.T) {
 			wrap := func(tr transport.Transport, i int) transport.Transport {
 				return fault.Wrap(tr, fault.Config{Seed: uint64(i + 1), Send: fault.Direction{Delay: 100 * time.Microsecond}})
 			}
-			a, b := netlinkPair(t, transport.Config{}, transport.Config{}, &Config{AcceptBacklog: -1}, wrap)
+			a, b := netlinkPair(t, transport.Config{}, transport.Config{}, nil, wrap)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			type res struct {
@@ -45,6 +46,13 @@ func TestIntegrationSimultaneousOpen(t *testing.T) {
 				t.Fatalf("b's Dial: %v", r.err)
 			}
 			sb := r.s
+			for _, ep := range []*Endpoint{a, b} {
+				actx, acancel := context.WithTimeout(ctx, 10*time.Millisecond)
+				if s, err := ep.Accept(actx); err == nil {
+					t.Fatalf("Accept returned the dialed session %v", s.Channel())
+				}
+				acancel()
+			}
 			if err := stream(ctx, sa, sb, 1000, 100); err != nil {
 				t.Fatalf("a->b: %v", err)
 			}

@@ -24,11 +24,15 @@ type delivery struct {
 // a peer's Flush relies on. The pump therefore keeps blocking after the
 // session ended and closes Done only when it holds nothing more.
 type pump struct {
-	mu         sync.Mutex
-	items      []delivery
-	wake       chan struct{} // cap 1
-	end        chan struct{} // closed when the session ended: no more items
-	abandon    chan struct{} // closed by Close/Abort: stop blocking on the app
+	mu      sync.Mutex
+	items   []delivery
+	wake    chan struct{} // cap 1
+	end     chan struct{} // closed when the session ended: no more items
+	abandon chan struct{} // closed by Close/Abort: stop blocking on the app
+	// stopped is set once anything was dropped (abandoned, or the endpoint
+	// closed): from then on nothing more may reach the channels, or the
+	// application would see a hole in the stream.
+	stopped    atomic.Bool
 	backlog    atomic.Int64
 	wantUpdate atomic.Bool // the owner advertised a small window
 	updateDue  atomic.Bool // the owner should send a window update
@@ -40,7 +44,7 @@ func (s *Session) runPump() {
 	defer s.ep.wg.Done()
 	p := &s.pump
 	var local []delivery
-	ending, blocking := false, true
+	ending := false
 	for {
 		if !ending {
 			select {
@@ -53,9 +57,9 @@ func (s *Session) runPump() {
 		local, p.items = p.items, local[:0]
 		p.mu.Unlock()
 		for i := range local {
-			if !s.deliver(&local[i], blocking) {
-				// Abandoned: drop the rest without waiting, counted.
-				blocking = false
+			if p.stopped.Load() || !s.deliver(&local[i]) {
+				// Abandoned: drop this and everything after it, counted.
+				p.stopped.Store(true)
 				s.stats.undelivered.Add(1)
 				s.ep.stats.undelivered.Add(1)
 			}
@@ -77,19 +81,15 @@ func (s *Session) runPump() {
 	}
 }
 
-// deliver sends one item to the application. When blocking is false it
-// gives up instead of waiting; while blocking it waits until the
-// application takes the item or abandons the session.
-func (s *Session) deliver(d *delivery, blocking bool) bool {
+// deliver sends one item to the application, waiting until the
+// application takes it or abandons the session (or the endpoint closes).
+func (s *Session) deliver(d *delivery) bool {
 	if d.req != nil {
 		select {
 		case s.reqCh <- d.req:
 			s.countDelivered(1, len(d.req.Data))
 			return true
 		default:
-		}
-		if !blocking {
-			return false
 		}
 		select {
 		case s.reqCh <- d.req:
@@ -105,9 +105,6 @@ func (s *Session) deliver(d *delivery, blocking bool) bool {
 		s.countDelivered(1, len(d.data))
 		return true
 	default:
-	}
-	if !blocking {
-		return false
 	}
 	select {
 	case s.recvCh <- d.data:
@@ -129,7 +126,9 @@ func (s *Session) handToPump() {
 	// the application's channel while it has room, saving a goroutine
 	// hand-off. Order is kept: the pump only ever holds what came later.
 	i, bytes := 0, 0
-	if p.backlog.Load() == 0 {
+	// backlog is decremented after stopped is set: seeing 0 here means
+	// seeing stopped too.
+	if p.backlog.Load() == 0 && !p.stopped.Load() {
 	fast:
 		for ; i < len(s.delivering); i++ {
 			d := &s.delivering[i]
@@ -176,5 +175,8 @@ func (s *Session) countDelivered(n, bytes int) {
 
 func (s *Session) endPump() { s.pump.endOnce.Do(func() { close(s.pump.end) }) }
 func (s *Session) abandonPump() {
-	s.pump.abandonOne.Do(func() { close(s.pump.abandon) })
+	s.pump.abandonOne.Do(func() {
+		s.pump.stopped.Store(true)
+		close(s.pump.abandon)
+	})
 }

@@ -22,6 +22,9 @@ type Session struct {
 	ep        *Endpoint
 	key       key
 	initiator bool
+	// taken: an accepted session was handed to the application, by Accept
+	// or by a Dial to the same peer and channel (whichever came first).
+	taken atomic.Bool
 
 	// Fixed once the session is published to the application.
 	myEpoch, peerEpoch uint32
