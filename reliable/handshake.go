@@ -24,7 +24,10 @@ func (e *Endpoint) onSyn(k key, s *Session, f *wire.Parsed, now time.Duration) {
 		switch {
 		case s.peerEpoch == syn.Epoch && s.state == stateEstablished:
 			// Our SYNACK was lost (or, after a simultaneous open, the
-			// peer's SYN crossed ours): answer again, identically.
+			// peer's SYN crossed ours): answer again, identically. The
+			// peer is alive: a dialer whose SYNACKs keep getting lost must
+			// not see this session die of silence and a new one answer.
+			s.lastHeard = now
 			e.sendSynAck(s, f.Seq, f.Ack+1, now)
 			return
 		case s.state == stateSynSent:
