@@ -58,7 +58,12 @@ func (e *Endpoint) handleFrame(from uint32, f *wire.Parsed, now time.Duration) {
 	switch typ {
 	case wire.TypeData, wire.TypePing:
 		if f.Ack != s.peerEpoch {
+			// Another session at the peer's port and channel: to us it is
+			// unknown, as if we had none, so it gets RST 2 (its epoch + 1,
+			// the connector rule) instead of living on, e.g. one the peer
+			// opened for a late retransmission of our SYN.
 			e.reject(rejectEpoch)
+			e.sendRstTo(from, f.ID, f.Seq, f.Ack+1, wire.RstNoSession)
 			return
 		}
 	default:
@@ -100,7 +105,7 @@ func (e *Endpoint) handleFrame(from uint32, f *wire.Parsed, now time.Duration) {
 	case wire.TypeRst:
 		e.fail(s, ErrPeerReset, rstReason(f.Header.Arg))
 	case wire.TypeSynAck:
-		// A duplicate answer to our SYN: harmless.
+		e.onLateSynAck(s, f)
 	default:
 		e.reject(rejectMalformed)
 	}

@@ -107,7 +107,10 @@ func TestFramesDataBeyondLimit(t *testing.T) {
 }
 
 // Frames with the wrong epoch (originated: not P; answers: not E + 1) are
-// dropped silently and counted; they change nothing.
+// dropped and counted; they change nothing. An originated one (DATA, PING)
+// comes from another session at the peer's port as far as the endpoint can
+// tell, so it is answered like an unknown session's: RST 2 with its seq and
+// ack + 1 (which only that other session accepts).
 func TestFramesDataWrongEpoch(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tc := newTestConn(t, nil)
@@ -122,7 +125,9 @@ func TestFramesDataWrongEpoch(t *testing.T) {
 		} {
 			tc.write(f)
 		}
-		tc.wantIdle("frames with a wrong epoch are not answered")
+		tc.wantFrame("forged DATA answered as unknown", wire.TypeRst, hasSeq(Q), hasAck(P+2), hasReason(wire.RstNoSession))
+		tc.wantFrame("forged PING answered as unknown", wire.TypeRst, hasSeq(Q), hasAck(P), hasReason(wire.RstNoSession))
+		tc.wantIdle("answers with a wrong epoch are not answered")
 		if n := tc.ep.Stats().Rejected["epoch"]; n != 4 {
 			t.Errorf("Rejected[epoch] = %d, want 4", n)
 		}

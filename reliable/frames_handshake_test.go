@@ -495,7 +495,8 @@ func TestFramesHandshakeDialDuringTimeWait(t *testing.T) {
 		tc.wantFrame("the new session's DATA", wire.TypeAck, hasSeq(5000), hasAck(P+101), hasCum(5001))
 		tc.wantRecv(s, "new")
 		tc.write(tc.data(Q+1, "old epoch").withAck(P))
-		tc.wantIdle("the old epoch is rejected")
+		tc.wantFrame("the old epoch is rejected as an unknown session", wire.TypeRst, hasSeq(Q+1), hasAck(P+1), hasReason(wire.RstNoSession))
+		tc.wantIdle("nothing else")
 		tc.wantRecv(s)
 	})
 }

@@ -156,3 +156,23 @@ func (e *Endpoint) establish(s *Session, peer wire.Syn, now time.Duration) {
 	s.state = stateEstablished
 	s.lastHeard = now
 }
+
+// onLateSynAck handles a SYNACK for an open session. The same epoch is a
+// duplicate answer to our SYN: harmless. Another epoch means the peer
+// answered one of our SYNs (a late retransmission) with a new session:
+// the session we are in is gone at the peer (it ended, and its RST was
+// lost), and the new one would keep ours alive with ACKs, since it knows
+// our epoch. Both end: RST 2 to the new one, whose epoch the SYNACK told
+// us, and ErrPeerReset here.
+func (e *Endpoint) onLateSynAck(s *Session, f *wire.Parsed) {
+	syn, err := wire.ParseSyn(f.Body)
+	if err != nil {
+		e.reject(rejectMalformed)
+		return
+	}
+	if syn.Epoch == s.peerEpoch {
+		return
+	}
+	e.sendRstTo(s.key.port, s.key.ch, f.Seq, syn.Epoch+1, wire.RstNoSession)
+	e.fail(s, ErrPeerReset, errors.New("the peer no longer has this session (it answered a late SYN with a new one)"))
+}
