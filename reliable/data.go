@@ -56,14 +56,9 @@ func (e *Endpoint) onData(s *Session, dsn uint32, f *wire.Parsed, now time.Durat
 // deliverItem routes one in-order item: a reply to its waiting Request,
 // a FIN to the end of the session, data and requests to the pump.
 func (e *Endpoint) deliverItem(s *Session, it rxItem, now time.Duration) {
-	if s.peerFin {
-		// A peer sends nothing after its FIN; whatever it is, it is not
-		// part of the stream.
-		e.reject(rejectState)
-		s.rpool.cache = append(s.rpool.cache, it.data[:0])
-		return
-	}
 	if it.flags&wire.FlagFin != 0 {
+		// The session ends here: onData pops nothing after it, so
+		// whatever a peer sends beyond its FIN is never delivered.
 		e.onFin(s, now)
 		return
 	}
