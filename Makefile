@@ -6,6 +6,9 @@ PKGS      ?= ./...
 FUZZTIME  ?= 5m
 BENCHCOUNT?= 6
 DEMOFLAGS ?=
+TORTURE_TIME    ?= 10m
+TORTURE_TIMEOUT ?= 3h
+TORTURE_RACE    ?=
 
 .DEFAULT_GOAL := help
 
@@ -18,9 +21,19 @@ demo: ## Run the demo: two endpoints over real netlink through the fault injecto
 	$(GO) run ./examples/demo $(DEMOFLAGS)
 
 .PHONY: test
-test: ## go vet, then every test with the race detector (real-socket tests need root)
+test: ## go vet, then every test with the race detector (real-socket tests need root), torture included for 60s
 	$(GO) vet $(PKGS)
-	$(GO) test -race -shuffle=on -timeout 20m $(PKGS)
+	CNLINK_TORTURE_TIME=60s $(GO) test -race -shuffle=on -timeout 20m $(PKGS)
+
+.PHONY: torture
+torture: ## Torture sessions for TORTURE_TIME (default 10m), split between real netlink and memnet; TORTURE_RACE=1 adds -race; lists replay commands on failure
+	@log=$$(mktemp) && trap 'rm -f "$$log"' EXIT && \
+	$(GO) test $(if $(TORTURE_RACE),-race) -count=1 -timeout $(TORTURE_TIMEOUT) -run '^TestTorture(Netlink|Memnet)$$' -v \
+		./internal/torture -torture.time=$(TORTURE_TIME) 2>&1 | tee "$$log"; \
+	if grep -q '^FAIL' "$$log"; then \
+		echo; echo "== replay a failing seed with one of:"; grep -ho 'replay: go test.*' "$$log" | sed 's/^replay: //' | sort -u; \
+		exit 1; \
+	fi
 
 .PHONY: bench
 bench: ## Full benchmark suite (BENCHCOUNT rounds, BENCHTIME each) with benchstat; writes docs/BENCHMARKS.md, docs/bench-results.txt and the charts
