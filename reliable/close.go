@@ -3,6 +3,7 @@ package reliable
 // Ending sessions: graceful close, abort, failure, and RST frames.
 
 import (
+	"errors"
 	"time"
 
 	"github.com/cnlink/cnlink/transport"
@@ -85,7 +86,7 @@ func (s *Session) errOf(kind, cause error) *SessionError {
 // retransmissions of frames it already acknowledged (the peer's FIN, or
 // the peer's last frames after our FIN was acknowledged).
 func (e *Endpoint) endSession(s *Session, err *SessionError, timeWait bool, now time.Duration) {
-	if s.state == stateDead || s.state == stateTimeWait {
+	if s.state == stateDead || s.state == stateTimeWait || s.state == stateResetWait {
 		return
 	}
 	wasSyn := s.state == stateSynSent
@@ -127,14 +128,23 @@ func (e *Endpoint) endSession(s *Session, err *SessionError, timeWait bool, now 
 	}
 	s.handToPump()
 	s.endPump()
-	if timeWait {
+	switch {
+	case timeWait:
 		s.state = stateTimeWait
 		s.closeAt = now + 2*e.cfg.KeepAlive
 		e.touchSession(s)
-		return
+	case !wasSyn:
+		s.state = stateResetWait
+		s.closeAt = now + 2*e.cfg.KeepAlive
+		s.rstReason = wire.RstNoSession
+		if errors.Is(err, ErrAborted) {
+			s.rstReason = wire.RstAbort
+		}
+		e.reschedule(s, now)
+	default:
+		s.state = stateDead
+		e.remove(s)
 	}
-	s.state = stateDead
-	e.remove(s)
 }
 
 // remove forgets s.

@@ -150,7 +150,7 @@ func (e *Endpoint) sendMsg(s *Session, seq window.Seq, m *msgBuf, now time.Durat
 // appendFrame encodes a frame into the session's coalescing buffer.
 func (e *Endpoint) appendFrame(s *Session, f *wire.Frame, body, payload []byte, now time.Duration) bool {
 	o := s.out
-	if !e.room(o, transport.FrameLen(wire.HeaderLen+len(body)+len(payload)), now) || s.state == stateDead {
+	if !e.room(o, transport.FrameLen(wire.HeaderLen+len(body)+len(payload)), now) || s.state == stateDead || s.state == stateResetWait {
 		// Busy, or flushing made room by failing: a send error ended
 		// every session on this port, this one included.
 		return false

@@ -161,7 +161,7 @@ func (e *Endpoint) Dial(ctx context.Context, port uint32, ch transport.CbID) (*S
 	done := make(chan error, 1)
 	var s *Session
 	err := e.runOnOwner(func() {
-		if old, ok := e.sessions[k]; ok && old.state != stateTimeWait {
+		if old, ok := e.sessions[k]; ok && old.state != stateTimeWait && old.state != stateResetWait {
 			if !old.initiator && old.taken.CompareAndSwap(false, true) {
 				// The peer dialed us first and Accept has not taken that
 				// session: it is the one both sides asked for (a

@@ -48,6 +48,13 @@ func (e *Endpoint) handleFrame(from uint32, f *wire.Parsed, now time.Duration) {
 			e.reject(rejectState)
 		}
 		return
+	case stateResetWait:
+		// The session is over for us: its late frames learn it.
+		e.reject(rejectState)
+		if (typ == wire.TypeData || typ == wire.TypePing) && f.Ack == s.peerEpoch {
+			e.sendRstTo(from, f.ID, f.Seq, f.Ack+1, s.rstReason)
+		}
+		return
 	case stateDead:
 		e.reject(rejectState)
 		return

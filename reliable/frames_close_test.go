@@ -362,8 +362,10 @@ func TestFramesCloseRstTimeWait(t *testing.T) {
 }
 
 // Abort sends RST 1 (seq = the last DSN received, ack = P + 1), ends the
-// session with ErrAborted (which matches ErrClosed), abandons what the
-// application has not taken (counted Undelivered) and forgets the session.
+// session with ErrAborted (which matches ErrClosed) and abandons what the
+// application has not taken (counted Undelivered). For 2 x KeepAlive the
+// session's late frames, a late SYN included, get RST 1 again (the first
+// may have been lost); then it is forgotten, and they get RST 2.
 func TestFramesCloseAbort(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tc := newTestConn(t, &Config{Window: 16, RecvBuffer: 1})
@@ -382,6 +384,11 @@ func TestFramesCloseAbort(t *testing.T) {
 		if st := s.Stats(); st.Received != 3 || st.Delivered != 1 || st.Undelivered != 2 {
 			t.Errorf("Stats Received %d Delivered %d Undelivered %d, want 3 1 2", st.Received, st.Delivered, st.Undelivered)
 		}
+		tc.write(tc.ping(Q + 3))
+		tc.wantFrame("a late PING learns of the abort again", wire.TypeRst, hasSeq(Q+3), hasAck(P+1), hasReason(wire.RstAbort))
+		tc.write(tc.syn())
+		tc.wantFrame("a late SYN opens nothing, and learns of the abort", wire.TypeRst, hasSeq(Q), hasAck(P+1), hasReason(wire.RstAbort))
+		tc.advance(2 * time.Second) // past 2 x KeepAlive
 		tc.write(tc.ping(Q + 3))
 		tc.wantFrame("the session is gone", wire.TypeRst, hasSeq(Q+3), hasAck(P+1), hasReason(wire.RstNoSession))
 	})

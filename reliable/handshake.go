@@ -38,6 +38,13 @@ func (e *Endpoint) onSyn(k key, s *Session, f *wire.Parsed, now time.Duration) {
 			// SYN and SYNACK arrives first, both sides agree.
 			e.openSimultaneous(s, f, syn, now)
 			return
+		case s.peerEpoch == syn.Epoch && s.state == stateResetWait:
+			// A late SYN of a session that ended abnormally: the dialer
+			// may still believe in it (our RST may have been lost). The
+			// RST carries its epoch + 1, so it ends it.
+			e.reject(rejectState)
+			e.sendRstTo(k.port, k.ch, f.Seq, f.Ack+1, s.rstReason)
+			return
 		case s.peerEpoch == syn.Epoch:
 			e.reject(rejectState) // a stale duplicate of a finished session
 			return

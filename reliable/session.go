@@ -81,6 +81,7 @@ type Session struct {
 	finSeq     window.Seq // DSN of our FIN, once finPushed
 	finPushed  bool
 	peerFin    bool // the peer's FIN was delivered: its stream is over
+	rstReason  uint32 // in stateResetWait, what RST answers late frames with
 	touched    bool
 	freeing    []*msgBuf     // released this turn, returned to the free list under one lock
 	probes     int           // RTO expiries answered by a probe since the last progress
@@ -96,7 +97,12 @@ type state uint8
 const (
 	stateSynSent state = iota + 1
 	stateEstablished
-	stateTimeWait // ended; kept briefly to answer retransmitted frames
+	stateTimeWait // ended gracefully; kept briefly to answer retransmitted frames
+	// stateResetWait: ended abnormally; kept briefly so that its late
+	// frames (a retransmitted SYN, DATA, PING) get RST instead of opening
+	// a new session that knows the peer's epoch and would keep a peer
+	// that missed our RST alive.
+	stateResetWait
 	stateDead
 )
 

@@ -25,7 +25,7 @@ func (e *Endpoint) onTimer(s *Session, now time.Duration) {
 			e.sendSyn(s, now)
 		}
 		return
-	case stateTimeWait:
+	case stateTimeWait, stateResetWait:
 		if now >= s.closeAt {
 			e.remove(s)
 			return
@@ -90,7 +90,7 @@ func (e *Endpoint) reschedule(s *Session, now time.Duration) {
 	switch s.state {
 	case stateSynSent:
 		d = min(s.hsNext, s.hsDeadline)
-	case stateTimeWait:
+	case stateTimeWait, stateResetWait:
 		d = s.closeAt
 	case stateEstablished:
 		d = min(s.lastHeard+e.cfg.DeadPeerTimeout, max(s.lastHeard, s.lastPing)+e.cfg.KeepAlive)
