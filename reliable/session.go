@@ -80,7 +80,7 @@ type Session struct {
 	delivering []delivery // owner-side batch for the pump
 	finSeq     window.Seq // DSN of our FIN, once finPushed
 	finPushed  bool
-	peerFin    bool // the peer's FIN was delivered: its stream is over
+	peerFin    bool   // the peer's FIN was delivered: its stream is over
 	rstReason  uint32 // in stateResetWait, what RST answers late frames with
 	touched    bool
 	freeing    []*msgBuf     // released this turn, returned to the free list under one lock
