@@ -139,7 +139,8 @@ func (e *Endpoint) reader() {
 // calls Accept (the peer's AcceptBacklog holds the session meanwhile).
 // If the peer dials us on the same channel at the same moment, both Dials
 // return the one session they opened together; if the peer's SYN arrived
-// first and Accept has not taken that session yet, Dial returns it.
+// first, Dial returns the session it opened unless Accept took it first
+// (then Dial fails with ErrSessionExists and Accept has it).
 //
 // Errors are *SessionError: ErrTimeout (also matching
 // context.DeadlineExceeded) when ctx's deadline, or Config.HandshakeTimeout

@@ -2,6 +2,7 @@ package torture
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -50,6 +51,17 @@ func (r *runState) open() {
 			r.janitor(s.Abort)
 		default:
 		}
+		for i := range 2 {
+			select {
+			case s := <-sr.simAccepted[i]:
+				if sr.side[0] != nil {
+					// Both Dials returned a session, and Accept one more.
+					r.violate(4, "open/simultaneous-extra", "session %d: simultaneous open succeeded, yet side %d's Accept returned a session too (%v)", sr.plan.id, i, s.Err())
+				}
+				r.janitor(s.Abort)
+			default:
+			}
+		}
 	}
 }
 
@@ -67,6 +79,9 @@ func (r *runState) acceptLoop(ctx context.Context, e *endpointRun) {
 			if !x.plan.simOpen && x.plan.ep[1] == e.idx && x.plan.ch == s.Channel() && r.eps[x.plan.ep[0]].ep.LocalPort() == s.Peer() {
 				sr = x
 			}
+		}
+		if sr == nil && r.simAccept(e, s) {
+			continue
 		}
 		if sr == nil {
 			r.violate(4, "open/unexpected-accept", "ep%d: Accept returned a session nobody dialed: peer %d channel %v", e.idx, s.Peer(), s.Channel())
@@ -99,6 +114,29 @@ func (r *runState) acceptLoop(ctx context.Context, e *endpointRun) {
 	}
 }
 
+// simAccept routes a session Accept returned on e to the simultaneous
+// open it belongs to, if any: its peer's SYN arrived before e's own Dial.
+func (r *runState) simAccept(e *endpointRun, s *reliable.Session) bool {
+	for _, x := range r.sessions {
+		if !x.plan.simOpen || x.plan.ch != s.Channel() {
+			continue
+		}
+		for i := range 2 {
+			if x.plan.ep[i] == e.idx && r.eps[x.plan.ep[1-i]].ep.LocalPort() == s.Peer() {
+				select {
+				case x.simAccepted[i] <- s:
+				default:
+					x.tainted.Store(true)
+					r.violate(4, "open/accepted-twice", "ep%d: Accept returned simultaneous-open session %d twice", e.idx, x.plan.id)
+					r.janitor(s.Abort)
+				}
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // establish opens one session. A Dial may fail under heavy loss
 // (ErrTimeout): the session is then left out, and counted.
 func (r *runState) establish(sr *sessRun) {
@@ -112,6 +150,18 @@ func (r *runState) establish(sr *sessRun) {
 			wg.Go(func() { ss[i], errs[i] = pair[0].ep.Dial(r.ctx, pair[1].ep.LocalPort(), p.ch) })
 		}
 		wg.Wait()
+		for i, err := range errs {
+			if !errors.Is(err, reliable.ErrSessionExists) {
+				continue
+			}
+			// The peer's SYN came first and this side's Accept loop took
+			// the session before its Dial could: the session is that one.
+			select {
+			case ss[i] = <-sr.simAccepted[i]:
+				errs[i] = nil
+			case <-time.After(r.slack()):
+			}
+		}
 		for i, err := range errs {
 			if err != nil {
 				r.dialErr(sr, i, err)

@@ -41,8 +41,12 @@ type sessRun struct {
 	plan     *sessPlan
 	side     [2]*sideRun
 	accepted chan *reliable.Session // from the acceptor's Accept loop
-	opened   time.Time
-	bound    time.Duration // the session must end within this of its first action
+	// simAccepted[i]: a simultaneous open whose peer's SYN reached side i
+	// before its own Dial, and which side i's Accept loop took first (a
+	// valid outcome: side i's Dial then fails with ErrSessionExists).
+	simAccepted [2]chan *reliable.Session
+	opened      time.Time
+	bound       time.Duration // the session must end within this of its first action
 
 	actOnce   sync.Once
 	acted     chan struct{} // closed at the first local action on either side
@@ -118,7 +122,8 @@ func runOne(seed uint64, netlink bool) *result {
 	r.eps = eps
 	for _, sp := range plan.sessions {
 		r.sessions = append(r.sessions, &sessRun{run: r, plan: sp, accepted: make(chan *reliable.Session, 1),
-			acted: make(chan struct{}), bothSent: make(chan struct{}), allDone: make(chan struct{})})
+			simAccepted: [2]chan *reliable.Session{make(chan *reliable.Session, 1), make(chan *reliable.Session, 1)},
+			acted:       make(chan struct{}), bothSent: make(chan struct{}), allDone: make(chan struct{})})
 	}
 	r.open()
 	res.phases = append(res.phases, time.Since(r.start))
