@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cnlink/cnlink/retry"
+	"github.com/cnlink/cnlink/transport"
 	"github.com/cnlink/cnlink/window"
 	"github.com/cnlink/cnlink/wire"
 )
@@ -74,7 +75,11 @@ func (e *Endpoint) sendAck(s *Session, now time.Duration) {
 	e.ackBody.Limit = uint32(a.Limit)
 	e.ackBody.Dup = uint32(a.Dup)
 	e.ackBody.Ranges = e.ackBody.Ranges[:0]
-	for _, r := range a.Ranges {
+	// The ACK must fit the peer's datagram limit, which may hold a small
+	// message and little more: send the SACK ranges that fit (the first,
+	// newest ones), or the peer would drop the whole datagram truncated.
+	fit := (s.out.max - transport.FrameLen(wire.HeaderLen+wire.AckFixedLen)) / wire.RangeLen
+	for _, r := range a.Ranges[:max(0, min(len(a.Ranges), fit))] {
 		e.ackBody.Ranges = append(e.ackBody.Ranges, wire.Range{Start: uint32(r.Start), End: uint32(r.End)})
 	}
 	var flags uint16

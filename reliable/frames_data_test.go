@@ -495,3 +495,22 @@ func TestFramesDataAckCoalescedWithData(t *testing.T) {
 		}
 	})
 }
+
+// A peer whose max_datagram holds a small message and little more gets
+// ACKs that fit it: SACK ranges are cut to what fits, never a datagram
+// the peer must drop as truncated (found by the torture harness: a peer
+// with MaxDatagram 68 dropped 4,031 ACKs and its stream stalled).
+func TestFramesDataAckFitsPeerDatagram(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tc := newTestConn(t, nil)
+		tc.peerSyn.MaxMessage, tc.peerSyn.MaxDatagram = 20, 68
+		tc.acceptSession()
+		P, Q := tc.peerSyn.Epoch, tc.peerSyn.ISN
+		// Four holes: four SACK ranges would make an ACK of 92 bytes.
+		tc.write(tc.data(Q+1, "b"), tc.data(Q+3, "d"), tc.data(Q+5, "f"), tc.data(Q+7, "h"))
+		f := tc.wantFrame("ACK within 68 bytes", wire.TypeAck, hasAck(P+1), hasCum(Q))
+		if n := len(f.ack.Ranges); transport.FrameLen(wire.HeaderLen+wire.AckFixedLen+n*wire.RangeLen) > 68 || n == 0 {
+			t.Fatalf("ACK carries %d SACK ranges: %d bytes for a peer that receives 68", n, transport.FrameLen(wire.HeaderLen+wire.AckFixedLen+n*wire.RangeLen))
+		}
+	})
+}
