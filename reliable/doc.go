@@ -53,10 +53,13 @@
 // returns nil only once the peer's engine has acknowledged the FIN
 // cumulatively, that is when it holds every message sent. The peer's
 // application then receives all of them, however slowly it reads, before
-// its session ends with ErrPeerClosed. If both sides Close at once, both
-// return nil. Close is a full close: from the call on, this side's
-// application reads no more (what it has not taken is abandoned). Session.Abort and Endpoint.Close end at once (the peer sees
-// ErrPeerReset) and every blocked call returns.
+// its session ends with ErrPeerClosed. Close is a full close: from the
+// call on, this side's application reads no more (what it has not taken
+// is abandoned), and a side that receives the peer's FIN ends at once,
+// even while closing itself. So when both sides Close at once, each Close
+// returns nil if the other had acknowledged everything it sent, and an
+// error matching ErrPeerClosed otherwise. Session.Abort and Endpoint.Close
+// end at once (the peer sees ErrPeerReset) and every blocked call returns.
 //
 // Whatever ends a session, every message its engine accepted (and so
 // acknowledged to the peer) is delivered to Recv or Requests, unless this
