@@ -1,4 +1,4 @@
-// Package torture is cnlink's torture harness (issue 9): randomized,
+// Package torture is cnlink's torture harness: randomized,
 // seeded, real-time runs of the reliable engine that try to break session
 // close, abort and delivery in the ways a polite test never does. The
 // package holds only tests; this file is its documentation.
