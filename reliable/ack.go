@@ -119,9 +119,21 @@ func (e *Endpoint) retransmit(s *Session, now time.Duration, rto bool) {
 
 // onStatusReq: the peer overran and lost frames; everything it has not
 // acknowledged is retransmitted now, and it gets our status back.
+//
+// A repair is honoured at most once per round trip: the request costs the
+// peer one small frame and us a window's worth of retransmissions, so
+// more often would make it an amplifier (and a peer whose overrun repeats
+// asks again on its own schedule, at RTO pace). The ACK is always sent.
 func (e *Endpoint) onStatusReq(s *Session, now time.Duration) {
-	s.stats.statusRepair.Add(1)
-	s.snd.MarkAllLost()
+	if now >= s.nextRepair {
+		gap := s.rtt.SRTT()
+		if gap == 0 {
+			gap = s.rtt.RTO()
+		}
+		s.nextRepair = now + gap
+		s.stats.statusRepair.Add(1)
+		s.snd.MarkAllLost()
+	}
 	if !s.ackDue {
 		e.needAck(s, uint32(s.rcv.Cum())-1)
 	}

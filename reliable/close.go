@@ -184,14 +184,33 @@ func (e *Endpoint) sendRst(s *Session, reason uint32, now time.Duration) {
 	e.appendFrame(s, &f, nil, nil, now)
 }
 
+// Answers to frames of unknown or ended sessions are rate-limited per
+// endpoint, as the kernel limits ICMP errors and answers to invalid TCP
+// segments: a flood of stray frames costs the endpoint a bounded number
+// of sends, and a peer that misses an RST learns the end from the next one
+// it provokes.
+const (
+	rstRate  = 1000 // per second
+	rstBurst = 100
+)
+
 // sendRstTo answers a frame of an unknown session. It bypasses the
 // coalescing buffers so that hostile traffic cannot make the endpoint
 // allocate per-port state.
 func (e *Endpoint) sendRstTo(port uint32, ch transport.CbID, seq, ack, reason uint32) {
+	if !e.rstLimit.AllowN(e.start.Add(e.now()), 1) {
+		e.stats.rstSuppressed.Add(1)
+		return
+	}
 	f := wire.Frame{ID: ch, Seq: seq, Ack: ack, Port: e.tr.LocalPort(), Type: wire.TypeRst, Arg: reason}
 	b, err := wire.Append(e.rstScr[:0], &f, nil, nil)
-	if err == nil {
-		_ = e.tr.Send(transport.Addr{Port: port}, b) // best effort
-		e.rstScr = b[:0]
+	if err != nil {
+		return
+	}
+	e.rstScr = b[:0]
+	if e.tr.Send(transport.Addr{Port: port}, b) == nil { // best effort
+		e.stats.rstSent.Add(1)
+		e.stats.datagramsSent.Add(1)
+		e.stats.bytesSent.Add(uint64(len(b)))
 	}
 }

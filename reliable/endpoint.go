@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/cnlink/cnlink/retry"
 	"github.com/cnlink/cnlink/transport"
 	"github.com/cnlink/cnlink/window"
@@ -59,7 +61,9 @@ type Endpoint struct {
 	rstScr    []byte
 	ackRanges []window.Range
 	parsedAck wire.Ack
-	lastSess  *Session // cache of the last session looked up by handleFrame
+	lastSess  *Session        // cache of the last session looked up by handleFrame
+	rxCreds   transport.Creds // kernel-stamped credentials of the datagram being handled
+	rstLimit  *rate.Limiter   // answers to frames of unknown or ended sessions
 }
 
 // rxBuf carries one received datagram from the reader to the owner.
@@ -95,6 +99,7 @@ func NewEndpoint(tr transport.Transport, cfg *Config) (*Endpoint, error) {
 		e.acceptQ = make(chan *Session, c.AcceptBacklog)
 	}
 	e.m = newInstruments(&c, e)
+	e.rstLimit = rate.NewLimiter(rstRate, rstBurst)
 	for range rxBuffers {
 		e.rxFree <- &rxBuf{buf: make([]byte, c.MaxDatagram)}
 	}
@@ -405,6 +410,7 @@ func (e *Endpoint) handleRx(b *rxBuf) bool {
 		return true
 	}
 	e.stats.datagramsRecv.Add(1)
+	e.rxCreds = p.Creds
 	sc := transport.NewScanner(p.Data)
 	for {
 		start := sc.Offset()

@@ -37,6 +37,20 @@ func (e *Endpoint) handleFrame(from uint32, f *wire.Parsed, now time.Duration) {
 		}
 		return
 	}
+	if s.peerCreds.Valid && e.rxCreds != s.peerCreds && s.state != stateSynSent {
+		// Only one socket holds a port: a datagram from the session's
+		// port with other kernel-stamped credentials than at the
+		// handshake comes from another process, which took the port after
+		// the peer died. It may have learnt the epochs from our frames;
+		// it gets nothing in, and the session ends now rather than at the
+		// dead-peer timeout.
+		e.reject(rejectCredsChanged)
+		if e.rxCreds.Valid && s.state == stateEstablished {
+			e.fail(s, ErrPeerGone, fmt.Errorf("its port is now held by another process (pid %d uid %d, was pid %d uid %d)",
+				e.rxCreds.PID, e.rxCreds.UID, s.peerCreds.PID, s.peerCreds.UID))
+		}
+		return
+	}
 	switch s.state {
 	case stateSynSent:
 		switch {

@@ -4,6 +4,8 @@ package reliable
 // the harness.
 
 import (
+	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -53,11 +55,67 @@ func TestFramesAllowCreds(t *testing.T) {
 		uid.Store(banned)
 		inject(tc.data(Q, "refused"))
 		tc.wantIdle("DATA with refused credentials is not acknowledged")
-		valid.Store(false)
-		inject(tc.data(Q, "no credentials"))
-		tc.wantFrame("DATA without credentials", wire.TypeAck, hasSeq(Q), hasAck(P+1), hasCum(Q+1))
 		if n := tc.ep.Stats().Rejected["credentials"]; n != 2 {
 			t.Errorf("Rejected[credentials] = %d, want 2", n)
+		}
+		uid.Store(1000)
+		inject(tc.data(Q, "accepted"))
+		tc.wantFrame("DATA with the session's credentials", wire.TypeAck, hasSeq(Q), hasAck(P+1), hasCum(Q+1))
+	})
+}
+
+// A session is pinned to the credentials of the peer's handshake. A
+// datagram from its port without credentials is dropped (counted) and
+// changes nothing; one with other credentials comes from another process
+// that took the port after the peer died (it may have learnt the epochs
+// from our frames): it is dropped and the session ends at once with
+// ErrPeerGone, nothing of it delivered.
+func TestFramesCredsPinned(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var pid atomic.Uint32
+		var valid atomic.Bool
+		pid.Store(100)
+		valid.Store(true)
+		ncfg := memnet.Config{Creds: func(port uint32) transport.Creds {
+			return transport.Creds{PID: pid.Load(), UID: 0, Valid: valid.Load()}
+		}}
+		tc := newTestConnNet(t, ncfg, &Config{Window: 16})
+		P, Q := tc.peerSyn.Epoch, tc.peerSyn.ISN
+		inject := func(frames ...tcOut) {
+			t.Helper()
+			if err := tc.net.Inject(tc.peer.LocalPort(), transport.Addr{Port: tc.ep.LocalPort()}, tc.encode(frames...)); err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait()
+		}
+		inject(tc.syn())
+		tc.learn(tc.wantFrame("SYNACK", wire.TypeSynAck, hasSeq(Q), hasAck(P+1)))
+		s, err := tc.ep.Accept(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := s.PeerCreds(); !c.Valid || c.PID != 100 {
+			t.Fatalf("PeerCreds = %+v, want pid 100", c)
+		}
+		inject(tc.data(Q, "a"))
+		tc.wantFrame("ACK", wire.TypeAck, hasCum(Q+1))
+		valid.Store(false)
+		inject(tc.data(Q+1, "no credentials"))
+		tc.wantIdle("a datagram without credentials is dropped")
+		valid.Store(true)
+		pid.Store(200) // the peer died; another process binds its port
+		inject(tc.data(Q+1, "forged"), tc.ping(Q+2))
+		tc.wantIdle("the squatter gets no answer")
+		if !tc.isDone(s) {
+			t.Fatal("the session outlived the change of hands")
+		}
+		if err := s.Err(); !errors.Is(err, ErrPeerGone) {
+			t.Fatalf("Err = %v, want ErrPeerGone", err)
+		}
+		tc.wantRecv(s, "a")
+		// The datagram without credentials, then both forged frames.
+		if n := tc.ep.Stats().Rejected["credentials_changed"]; n != 3 {
+			t.Errorf("Rejected[credentials_changed] = %d, want 3", n)
 		}
 	})
 }

@@ -514,3 +514,82 @@ func TestFramesDataAckFitsPeerDatagram(t *testing.T) {
 		}
 	})
 }
+
+// STATUS_REQ is honoured at most once per round trip: a burst of them (a
+// peer or a forger inside the session asking again and again) costs one
+// retransmission of the window, not one per request; each is still
+// answered with an ACK. After a round trip a new one repairs again.
+func TestFramesDataStatusReqPaced(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tc := newTestConn(t, nil)
+		s := tc.acceptSession()
+		E, I := tc.epEpoch, tc.epISN
+		if _, err := s.SendBatch(context.Background(), [][]byte{[]byte("m0"), []byte("m1")}); err != nil {
+			t.Fatal(err)
+		}
+		tc.wantFrame("m0", wire.TypeData, hasSeq(I))
+		tc.wantFrame("m1", wire.TypeData, hasSeq(I+1))
+		req := tc.ping(tc.peerSyn.ISN).withFlags(wire.FlagStatusReq)
+		tc.write(req, req, req, req, req)
+		frames := tc.takeFrames()
+		data := 0
+		for _, f := range frames {
+			if f.Header.Type == wire.TypeData {
+				data++
+			}
+		}
+		if data != 2 {
+			t.Fatalf("five STATUS_REQ in one datagram drew %d DATA frames, want 2 (one repair)", data)
+		}
+		tc.write(req)
+		for _, f := range tc.takeFrames() {
+			if f.Header.Type == wire.TypeData {
+				t.Fatalf("a STATUS_REQ within the round trip drew %s", tc.describe(f))
+			}
+		}
+		// One RTO on (no RTT sample yet: the pacing gap is the RTO), the
+		// retransmission timer's first expiry sends its probe PING.
+		tc.advance(s.rttForTest())
+		tc.wantFrame("the RTO probe", wire.TypePing)
+		tc.write(req)
+		tc.wantFrames("a round trip later, a new repair",
+			frameWantOf(wire.TypeData, hasSeq(I), hasAck(E)),
+			frameWantOf(wire.TypeData, hasSeq(I+1), hasAck(E)),
+			frameWantOf(wire.TypeAck),
+		)
+		if st := s.Stats(); st.StatusRepair != 2 {
+			t.Errorf("StatusRepair %d, want 2", st.StatusRepair)
+		}
+	})
+}
+
+// Answers to frames of unknown sessions are rate-limited per endpoint: a
+// flood of 500 stray DATA frames draws at most the burst (100) of RSTs,
+// counted in ResetsSent and DatagramsSent, the rest counted suppressed; a
+// second later the budget is back.
+func TestFramesDataRstRateLimited(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tc := newTestConn(t, nil)
+		var flood []tcOut
+		for i := range 500 {
+			flood = append(flood, tc.data(uint32(i), "x"))
+		}
+		for i := 0; i < len(flood); i += 50 {
+			tc.write(flood[i : i+50]...)
+		}
+		n := 0
+		for _, f := range tc.takeFrames() {
+			if f.Header.Type == wire.TypeRst {
+				n++
+			}
+		}
+		st := tc.ep.Stats()
+		if n != rstBurst || st.ResetsSent != rstBurst || st.ResetsSuppressed != 500-rstBurst || st.DatagramsSent != rstBurst {
+			t.Fatalf("500 stray frames drew %d RSTs; Stats ResetsSent %d ResetsSuppressed %d DatagramsSent %d; want %d, %d, %d, %d",
+				n, st.ResetsSent, st.ResetsSuppressed, st.DatagramsSent, rstBurst, rstBurst, 500-rstBurst, rstBurst)
+		}
+		tc.advance(time.Second)
+		tc.write(tc.data(7, "x"))
+		tc.wantFrame("the budget is back", wire.TypeRst, hasReason(wire.RstNoSession))
+	})
+}

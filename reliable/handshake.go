@@ -146,9 +146,11 @@ func (e *Endpoint) onSynAck(s *Session, f *wire.Parsed, now time.Duration) {
 	e.touchSession(s)
 }
 
-// establish fixes the session parameters from the peer's SYN/SYNACK.
+// establish fixes the session parameters from the peer's SYN/SYNACK,
+// and pins the session to the credentials the kernel stamped on it.
 func (e *Endpoint) establish(s *Session, peer wire.Syn, now time.Duration) {
 	s.peerEpoch = peer.Epoch
+	s.peerCreds = e.rxCreds
 	s.maxMsg = min(e.cfg.MaxMessage, int(peer.MaxMessage))
 	s.out.max = min(s.out.max, int(peer.MaxDatagram))
 	s.snd = window.NewSender[*msgBuf](s.myISN, window.SenderConfig{

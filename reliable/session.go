@@ -28,7 +28,8 @@ type Session struct {
 
 	// Fixed once the session is published to the application.
 	myEpoch, peerEpoch uint32
-	maxMsg             int // largest message we may send (peer's limit)
+	peerCreds          transport.Creds // kernel-stamped, from the handshake
+	maxMsg             int             // largest message we may send (peer's limit)
 
 	// Application side of the send queue.
 	mu        sync.Mutex
@@ -73,6 +74,7 @@ type Session struct {
 	ackSeq     uint32          // cn_msg.seq of the newest frame to answer
 	statusReq  bool            // ask the peer for its status (we overran)
 	statusAt   time.Duration   // next status request after an overrun
+	nextRepair time.Duration   // the peer's status requests repair again from then
 	overrun    *retry.Schedule // paces status requests after an overrun
 	replyWait  map[uint32]chan replyMsg
 	deadline   time.Duration
@@ -122,6 +124,13 @@ type rxItem struct {
 
 // Peer returns the peer's port.
 func (s *Session) Peer() uint32 { return s.key.port }
+
+// PeerCreds returns the peer's credentials as the kernel stamped them on
+// its handshake (Valid is false when the transport passes none). Every
+// later datagram of the session must carry the same: one that does not
+// comes from another process holding the peer's port, and ends the
+// session with ErrPeerGone.
+func (s *Session) PeerCreds() transport.Creds { return s.peerCreds }
 
 // Channel returns the connector channel (cb_id) of the session.
 func (s *Session) Channel() transport.CbID { return s.key.ch }
