@@ -71,7 +71,8 @@ func (e *Endpoint) onAck(s *Session, f *wire.Parsed, now time.Duration) {
 
 // sendAck appends an acknowledgement answering the newest frame received.
 func (e *Endpoint) sendAck(s *Session, now time.Duration) {
-	a := s.rcv.Ack(int(s.pump.backlog.Load()))
+	// A smaller credit than the receiver's window counts as backlog.
+	a := s.rcv.Ack(int(s.pump.backlog.Load()) + e.cfg.Window - e.rxCredit(s))
 	e.ackBody.Limit = uint32(a.Limit)
 	e.ackBody.Dup = uint32(a.Dup)
 	e.ackBody.Ranges = e.ackBody.Ranges[:0]

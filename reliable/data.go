@@ -21,7 +21,7 @@ func (e *Endpoint) onData(s *Session, dsn uint32, f *wire.Parsed, now time.Durat
 	// buffer plus the messages waiting for the application stay within
 	// the window. A well-behaved sender never gets here (its limit was
 	// computed from a backlog that can only have shrunk since).
-	if d := window.Seq(dsn).Sub(s.rcv.Cum()); d >= 0 && d >= e.cfg.Window-int(s.pump.backlog.Load())-len(s.delivering) {
+	if d := window.Seq(dsn).Sub(s.rcv.Cum()); d >= 0 && d >= e.rxCredit(s)-int(s.pump.backlog.Load())-len(s.delivering) {
 		e.reject(rejectWindow)
 		e.needAck(s, dsn)
 		return

@@ -173,6 +173,7 @@ func (e *Endpoint) Dial(ctx context.Context, port uint32, ch transport.CbID) (*S
 				// session: it is the one both sides asked for (a
 				// simultaneous open whose SYNs did not cross).
 				s = old
+				e.attach(s)
 				done <- nil
 				return
 			}
@@ -236,6 +237,9 @@ func (e *Endpoint) Accept(ctx context.Context) (*Session, error) {
 		case s := <-e.acceptQ:
 			if !s.taken.CompareAndSwap(false, true) {
 				continue // a Dial to the same peer and channel took it
+			}
+			if err := e.runOnOwner(func() { e.attach(s) }); err != nil {
+				return nil, e.closedErr()
 			}
 			if err := s.Err(); err != nil && !errors.Is(err, ErrPeerClosed) {
 				s.abandonPump() // what it received is counted undelivered
@@ -509,8 +513,10 @@ func (e *Endpoint) outFor(port uint32) *outBuf {
 	o := e.outs[port]
 	if o == nil {
 		o = &outBuf{
-			port:  port,
-			buf:   make([]byte, 0, e.cfg.MaxDatagram),
+			port: port,
+			// Grows to max as traffic needs it: a port that only ever
+			// gets a SYNACK (a SYN flood) costs a small buffer.
+			buf:   make([]byte, 0, min(e.cfg.MaxDatagram, 1024)),
 			max:   e.cfg.MaxDatagram,
 			sched: retry.PeerBusySchedule(),
 		}
@@ -528,8 +534,6 @@ func (e *Endpoint) newSession(k key, initiator bool) *Session {
 		maxMsg:    e.cfg.MaxMessage,
 		sendCap:   e.cfg.SendBuffer,
 		space:     make(chan struct{}, 1),
-		recvCh:    make(chan []byte, e.cfg.RecvBuffer),
-		reqCh:     make(chan *Request, e.cfg.RecvBuffer),
 		doneCh:    make(chan struct{}),
 		ended:     make(chan struct{}),
 		state:     stateSynSent,
@@ -547,10 +551,45 @@ func (e *Endpoint) newSession(k key, initiator bool) *Session {
 	if e.lastSess != nil && e.lastSess.key == k {
 		e.lastSess = nil // it may hold the time-wait session this one replaces
 	}
-	e.wg.Add(1)
-	go s.runPump()
+	if initiator {
+		e.attach(s)
+	}
 	e.m.sessionOpened(s)
 	return s
+}
+
+// attach gives s to the application: its channels and its pump, which a
+// session a peer opened gets only when Accept (or a Dial to the same peer)
+// takes it, so that sessions waiting in the backlog, or opened by a SYN
+// flood, cost little. It opens the full receive window (see rxCredit).
+// Owner only; idempotent.
+func (e *Endpoint) attach(s *Session) {
+	if s.attached {
+		return
+	}
+	s.attached = true
+	s.recvCh = make(chan []byte, e.cfg.RecvBuffer)
+	s.reqCh = make(chan *Request, e.cfg.RecvBuffer)
+	e.wg.Add(1)
+	go s.runPump()
+	if s.state == stateEstablished {
+		// The peer saw a small window so far: tell it the real one.
+		s.pump.updateDue.Store(true)
+		e.markReady(s)
+	}
+}
+
+// preAcceptCredit is the receive window of a session not yet taken by
+// Accept: a few messages, so that a peer may send at once (and close)
+// before the application accepts, while the backlog holds little.
+const preAcceptCredit = 4
+
+// rxCredit is how many messages s may hold beyond its cumulative ack.
+func (e *Endpoint) rxCredit(s *Session) int {
+	if !s.attached {
+		return min(e.cfg.Window, preAcceptCredit)
+	}
+	return e.cfg.Window
 }
 
 func nonZeroRandom() uint32 {
@@ -584,7 +623,8 @@ func (e *Endpoint) shutdown() {
 			select {
 			case s := <-e.acceptQ:
 				if s.taken.CompareAndSwap(false, true) {
-					s.abandonPump() // nobody will read it
+					e.attach(s) // its pump counts what nobody will read
+					s.abandonPump()
 				}
 				continue
 			default:

@@ -51,6 +51,7 @@ func TestFramesAllowCreds(t *testing.T) {
 		uid.Store(1000)
 		inject(tc.syn())
 		tc.wantFrame("the same SYN with acceptable credentials", wire.TypeSynAck, hasSeq(Q), hasAck(P+1))
+		tc.wantPreAcceptAck()
 
 		uid.Store(banned)
 		inject(tc.data(Q, "refused"))
@@ -90,10 +91,12 @@ func TestFramesCredsPinned(t *testing.T) {
 		}
 		inject(tc.syn())
 		tc.learn(tc.wantFrame("SYNACK", wire.TypeSynAck, hasSeq(Q), hasAck(P+1)))
+		tc.wantPreAcceptAck()
 		s, err := tc.ep.Accept(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
+		tc.wantFrame("Accept opens the window", wire.TypeAck)
 		if c := s.PeerCreds(); !c.Valid || c.PID != 100 {
 			t.Fatalf("PeerCreds = %+v, want pid 100", c)
 		}

@@ -158,6 +158,7 @@ func TestFramesHandshakeDuplicateSyn(t *testing.T) {
 		P, Q := tc.peerSyn.Epoch, tc.peerSyn.ISN
 		tc.write(tc.syn())
 		first := tc.wantFrame("SYN answered", wire.TypeSynAck, hasSeq(Q), hasAck(P+1), hasArg(0), hasFlags(0), hasSynParams(16, 16384, 65536))
+		tc.wantPreAcceptAck()
 		tc.learn(first)
 		tc.write(tc.syn())
 		tc.wantFrame("the duplicate SYN gets the same SYNACK", wire.TypeSynAck, hasSeq(Q), hasAck(P+1), hasBody(first.Body))
@@ -169,6 +170,7 @@ func TestFramesHandshakeDuplicateSyn(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Accept: %v", err)
 		}
+		tc.wantFrame("Accept opens the window", wire.TypeAck)
 		if s2, err := tc.ep.Accept(ctx); err == nil {
 			t.Fatalf("a duplicate SYN opened a second session (%p, %p)", s, s2)
 		}
@@ -290,6 +292,7 @@ func TestFramesHandshakeRefused(t *testing.T) {
 			P, Q := tc.peerSyn.Epoch, tc.peerSyn.ISN
 			tc.write(tc.syn())
 			tc.wantFrame("the first SYN fills the backlog", wire.TypeSynAck, hasSeq(Q), hasAck(P+1))
+			tc.wantPreAcceptAck()
 			tc.ch = transport.CbID{Idx: 0x434e4c4b, Val: 2} // another session from the same port
 			tc.write(tc.syn())
 			tc.wantFrame("a SYN past the backlog", wire.TypeRst, hasSeq(Q), hasAck(P+1), hasReason(wire.RstRefused))
@@ -298,8 +301,12 @@ func TestFramesHandshakeRefused(t *testing.T) {
 			if _, err := tc.ep.Accept(ctx); err != nil {
 				t.Fatalf("Accept: %v", err)
 			}
+			tc.ch = DefaultChannel
+			tc.wantFrame("Accept opens the window", wire.TypeAck)
+			tc.ch = transport.CbID{Idx: 0x434e4c4b, Val: 2}
 			tc.write(tc.syn())
 			tc.wantFrame("room again after Accept", wire.TypeSynAck, hasSeq(Q), hasAck(P+1))
+			tc.wantPreAcceptAck()
 		})
 	})
 }
@@ -373,6 +380,7 @@ func TestFramesHandshakeNewEpochReplacesSession(t *testing.T) {
 		tc.peerSyn.Epoch, tc.peerSyn.ISN = tcPeerEpoch+1, 1000
 		tc.write(tc.syn())
 		tc.wantFrame("the new SYN is answered", wire.TypeSynAck, hasSeq(1000), hasAck(tcPeerEpoch+2))
+		tc.wantPreAcceptAck()
 		if !tc.isDone(old) || !errors.Is(old.Err(), ErrPeerReset) {
 			t.Fatalf("old session: Err = %v, want ErrPeerReset", old.Err())
 		}
@@ -391,6 +399,7 @@ func TestFramesHandshakeAcceptSkipsResetSession(t *testing.T) {
 		tc := newTestConn(t, nil)
 		tc.write(tc.syn())
 		tc.learn(tc.wantFrame("SYN answered", wire.TypeSynAck))
+		tc.wantPreAcceptAck()
 		tc.write(tc.rst(tc.peerSyn.ISN-1, wire.RstAbort))
 		tc.wantIdle("an RST is not answered")
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
@@ -409,6 +418,7 @@ func TestFramesHandshakeAcceptReturnsPeerClosedSession(t *testing.T) {
 		P, Q := tc.peerSyn.Epoch, tc.peerSyn.ISN
 		tc.write(tc.syn())
 		tc.learn(tc.wantFrame("SYN answered", wire.TypeSynAck))
+		tc.wantPreAcceptAck()
 		tc.write(tc.data(Q, "hello"), tc.fin(Q+1))
 		tc.wantFrame("DATA and FIN acknowledged", wire.TypeAck, hasSeq(Q+1), hasAck(P+1), hasCum(Q+2))
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)

@@ -27,6 +27,7 @@ import (
 
 	"github.com/cnlink/cnlink/transport"
 	"github.com/cnlink/cnlink/transport/memnet"
+	"github.com/cnlink/cnlink/window"
 	"github.com/cnlink/cnlink/wire"
 )
 
@@ -688,20 +689,35 @@ func (tc *testConn) learn(f *tcFrame) {
 	tc.epEpoch, tc.epISN, tc.known = f.syn.Epoch, f.syn.ISN, true
 }
 
+// wantPreAcceptAck expects the ACK that travels with the SYNACK of an
+// accepted session: the small window (preAcceptCredit messages) of a
+// session Accept has not taken yet.
+func (tc *testConn) wantPreAcceptAck() *tcFrame {
+	tc.t.Helper()
+	f := tc.wantFrame("the window before Accept", wire.TypeAck)
+	if f.ack == nil || window.Seq(f.ack.Limit).Sub(window.Seq(f.Header.Arg)) != preAcceptCredit {
+		tc.t.Fatalf("the ACK with the SYNACK gives a window other than %d messages: %s", preAcceptCredit, tc.describe(f))
+	}
+	return f
+}
+
 // acceptSession opens a session from the scripted peer: SYN, the
-// endpoint's SYNACK, and Accept.
+// endpoint's SYNACK with the ACK that gives the small window of a session
+// not yet accepted, Accept, and the ACK that opens the full window.
 func (tc *testConn) acceptSession() *Session {
 	tc.t.Helper()
 	tc.write(tc.syn())
 	P, Q := tc.peerSyn.Epoch, tc.peerSyn.ISN
 	f := tc.wantFrame("the SYN is answered", wire.TypeSynAck, hasSeq(Q), hasAck(P+1))
 	tc.learn(f)
+	tc.wantFrame("the window before Accept", wire.TypeAck, hasSeq(Q), hasAck(P+1), hasCum(Q), hasLimit(Q+preAcceptCredit))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	s, err := tc.ep.Accept(ctx)
 	if err != nil {
 		tc.t.Fatalf("Accept after the handshake: %v", err)
 	}
+	tc.wantFrame("Accept opens the window", wire.TypeAck, hasAck(P+1), hasCum(Q))
 	return s
 }
 

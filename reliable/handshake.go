@@ -72,6 +72,9 @@ func (e *Endpoint) onSyn(k key, s *Session, f *wire.Parsed, now time.Duration) {
 	s.myISN = window.RandomSeq()
 	e.establish(s, syn, now)
 	e.sendSynAck(s, f.Seq, f.Ack+1, now)
+	// In the same datagram: the small window of a session Accept has not
+	// taken yet (rxCredit); Accept opens the rest.
+	e.needAck(s, f.Seq)
 	e.m.handshake(s, "accepted")
 	e.acceptQ <- s
 	e.reschedule(s, now)

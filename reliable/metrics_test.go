@@ -211,7 +211,9 @@ func runMetricsChaos(t *testing.T, k metricsKind, seed uint64) {
 	var conns [2]*fault.Conn
 	var taps [2]*tap
 	var eps [2]*Endpoint
-	cfg := &Config{Window: metricsWindow, MaxMessage: 4096, DeadPeerTimeout: time.Minute,
+	// Datagrams of at most 8 KiB: enough of them that injected faults hit
+	// message frames, not only acknowledgements.
+	cfg := &Config{Window: metricsWindow, MaxMessage: 4096, MaxDatagram: 8192, DeadPeerTimeout: time.Minute,
 		MeterProvider: mp, TracerProvider: tp}
 	for i := range 2 {
 		c, err := net.Open(0)

@@ -128,7 +128,7 @@ func (s *Session) handToPump() {
 	i, bytes := 0, 0
 	// backlog is decremented after stopped is set: seeing 0 here means
 	// seeing stopped too.
-	if p.backlog.Load() == 0 && !p.stopped.Load() {
+	if s.attached && p.backlog.Load() == 0 && !p.stopped.Load() {
 	fast:
 		for ; i < len(s.delivering); i++ {
 			d := &s.delivering[i]

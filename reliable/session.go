@@ -24,7 +24,8 @@ type Session struct {
 	initiator bool
 	// taken: an accepted session was handed to the application, by Accept
 	// or by a Dial to the same peer and channel (whichever came first).
-	taken atomic.Bool
+	taken    atomic.Bool
+	attached bool // owner only: channels and pump exist (see attach)
 
 	// Fixed once the session is published to the application.
 	myEpoch, peerEpoch uint32
