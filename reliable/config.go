@@ -56,6 +56,14 @@ type Config struct {
 	// AllowCreds, when set, is consulted for every datagram that carries
 	// credentials; returning false drops the datagram (counted).
 	AllowCreds func(transport.Creds) bool
+	// AllowPeer, when set, is asked about every session a peer opens
+	// before it exists: the peer's port, the channel and the credentials
+	// the kernel stamped on its SYN (Valid is false without SO_PASSCRED).
+	// Returning false refuses the SYN with RST 3 (counted as "refused"),
+	// so Accept never sees it. The session, once open, is pinned to those
+	// credentials (Session.PeerCreds). It runs on the endpoint's goroutine:
+	// keep it fast, like a SO_PEERCRED check in a unix-socket server.
+	AllowPeer func(port uint32, ch transport.CbID, creds transport.Creds) bool
 	// MeterProvider and TracerProvider receive metrics and traces. Nil
 	// means the global providers (no-ops until an application installs
 	// an SDK).

@@ -122,3 +122,33 @@ func TestFramesCredsPinned(t *testing.T) {
 		}
 	})
 }
+
+// Config.AllowPeer decides about a SYN before any session exists: refused
+// with RST 3 and counted, Accept never sees it; allowed, it opens as usual
+// with the credentials it was judged by.
+func TestFramesAllowPeer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ncfg := memnet.Config{Creds: func(port uint32) transport.Creds {
+			return transport.Creds{PID: 4242, UID: 1000, GID: 1000, Valid: true}
+		}}
+		var asked []transport.Creds
+		allow := false
+		cfg := &Config{Window: 16, AllowPeer: func(port uint32, ch transport.CbID, c transport.Creds) bool {
+			asked = append(asked, c)
+			return allow
+		}}
+		tc := newTestConnNet(t, ncfg, cfg)
+		P, Q := tc.peerSyn.Epoch, tc.peerSyn.ISN
+		tc.write(tc.syn())
+		tc.wantFrame("a refused peer", wire.TypeRst, hasSeq(Q), hasAck(P+1), hasReason(wire.RstRefused))
+		wantNoAccept(t, tc)
+		if n := tc.ep.Stats().Rejected["refused"]; n != 1 {
+			t.Errorf("Rejected[refused] = %d, want 1", n)
+		}
+		allow = true
+		s := tc.acceptSession()
+		if len(asked) != 2 || asked[1].PID != 4242 || s.PeerCreds() != asked[1] {
+			t.Fatalf("AllowPeer saw %+v; session pinned to %+v", asked, s.PeerCreds())
+		}
+	})
+}
