@@ -88,8 +88,9 @@
 //	                    calls on an aborted session    also matches ErrClosed
 //	ErrPeerClosed       Err, Send, Flush, Request,     the peer closed; everything it sent was
 //	                    Close (ours unacknowledged)    delivered
-//	ErrPeerGone         Err, any session call          no answer for DeadPeerTimeout, or no
-//	                                                   socket holds the peer's port
+//	ErrPeerGone         Err, any session call          no answer for DeadPeerTimeout, no socket
+//	                                                   holds the peer's port, or another process
+//	                                                   does (credentials changed)
 //	ErrPeerReset        Err, any session call, Dial    the peer aborted, restarted or refused
 //	ErrTimeout          Dial, Close                    handshake or graceful close not finished in
 //	                                                   time (Dial's also matches

@@ -46,8 +46,7 @@ func (e *Endpoint) handleFrame(from uint32, f *wire.Parsed, now time.Duration) {
 		// dead-peer timeout.
 		e.reject(rejectCredsChanged)
 		if e.rxCreds.Valid && s.state == stateEstablished {
-			e.fail(s, ErrPeerGone, fmt.Errorf("its port is now held by another process (pid %d uid %d, was pid %d uid %d)",
-				e.rxCreds.PID, e.rxCreds.UID, s.peerCreds.PID, s.peerCreds.UID))
+			e.fail(s, ErrPeerGone, e.portChangedHands(s))
 		}
 		return
 	}
@@ -130,6 +129,13 @@ func (e *Endpoint) handleFrame(from uint32, f *wire.Parsed, now time.Duration) {
 	default:
 		e.reject(rejectMalformed)
 	}
+}
+
+// portChangedHands is the cause of a session ended because its port sent
+// with other credentials than at the handshake.
+func (e *Endpoint) portChangedHands(s *Session) error {
+	return fmt.Errorf("its port is now held by another process (pid %d uid %d, was pid %d uid %d)",
+		e.rxCreds.PID, e.rxCreds.UID, s.peerCreds.PID, s.peerCreds.UID)
 }
 
 func rstReason(r uint32) error {

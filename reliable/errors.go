@@ -20,8 +20,9 @@ var (
 	// ErrPeerClosed: the peer closed the session gracefully; everything it
 	// sent before closing was delivered.
 	ErrPeerClosed = errors.New("cnlink: peer closed the session")
-	// ErrPeerGone: the peer stopped answering (dead-peer timeout) or no
-	// socket holds its port any more.
+	// ErrPeerGone: the peer stopped answering (dead-peer timeout), no
+	// socket holds its port any more, or another process holds it now
+	// (its datagrams carry other credentials than the handshake's).
 	ErrPeerGone = errors.New("cnlink: peer gone")
 	// ErrPeerReset: the peer aborted, restarted, refused the session, or
 	// does not know it (a new process on the same port).

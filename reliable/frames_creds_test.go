@@ -152,3 +152,43 @@ func TestFramesAllowPeer(t *testing.T) {
 		}
 	})
 }
+
+// A SYN from a pinned session's port with other credentials comes from the
+// port's new owner: replaying the old session's epoch gets no answer and
+// does not keep the session alive (it ends, ErrPeerGone); a SYN of its own
+// opens a new session.
+func TestFramesCredsSynFromNewOwner(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var pid atomic.Uint32
+		pid.Store(100)
+		ncfg := memnet.Config{Creds: func(port uint32) transport.Creds {
+			return transport.Creds{PID: pid.Load(), Valid: true}
+		}}
+		tc := newTestConnNet(t, ncfg, &Config{Window: 16})
+		inject := func(frames ...tcOut) {
+			t.Helper()
+			if err := tc.net.Inject(tc.peer.LocalPort(), transport.Addr{Port: tc.ep.LocalPort()}, tc.encode(frames...)); err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait()
+		}
+		P, Q := tc.peerSyn.Epoch, tc.peerSyn.ISN
+		inject(tc.syn())
+		tc.learn(tc.wantFrame("SYNACK", wire.TypeSynAck, hasSeq(Q), hasAck(P+1)))
+		tc.wantPreAcceptAck()
+		s, err := tc.ep.Accept(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc.wantFrame("Accept opens the window", wire.TypeAck)
+		pid.Store(200)
+		inject(tc.syn()) // the old epoch, replayed by the new owner
+		tc.wantIdle("a replayed SYN is not answered")
+		if !tc.isDone(s) || !errors.Is(s.Err(), ErrPeerGone) {
+			t.Fatalf("session after a replayed SYN from another process: %v, want ErrPeerGone", s.Err())
+		}
+		tc.peerSyn.Epoch = P + 7
+		inject(tc.syn())
+		tc.wantFrame("the new owner's own SYN opens a session", wire.TypeSynAck, hasSeq(Q), hasAck(P+8))
+	})
+}

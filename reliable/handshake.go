@@ -20,6 +20,21 @@ func (e *Endpoint) onSyn(k key, s *Session, f *wire.Parsed, now time.Duration) {
 		e.reject(rejectMalformed)
 		return
 	}
+	if s != nil && s.peerCreds.Valid && e.rxCreds != s.peerCreds {
+		// The session's port now sends with other credentials: another
+		// process holds it. Its SYN must not keep the old session alive
+		// (a replay of the old epoch gets no answer); a SYN of its own
+		// may open a new session once the old one is gone.
+		e.reject(rejectCredsChanged)
+		if e.rxCreds.Valid && s.state == stateEstablished {
+			e.fail(s, ErrPeerGone, e.portChangedHands(s))
+		}
+		if !e.rxCreds.Valid || syn.Epoch == s.peerEpoch {
+			return
+		}
+		e.remove(s)
+		s = nil
+	}
 	if s != nil {
 		switch {
 		case s.peerEpoch == syn.Epoch && s.state == stateEstablished:
