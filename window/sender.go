@@ -346,16 +346,18 @@ func (s *Sender[T]) OnAck(now time.Duration, a Ack, release func(seq Seq, v T)) 
 		if r.End.Less(r.Start) {
 			continue // malformed
 		}
-		lo, hi := r.Start, r.End
-		if lo.Less(s.base) {
-			lo = s.base
+		// Clamp to [Base, Next) by offsets from Base: serial comparisons
+		// are not transitive across half the sequence space, so a range
+		// 2^31 away would pass them all (a hostile peer's ACK did).
+		n := uint32(s.next) - uint32(s.base)
+		a, b := uint32(r.Start)-uint32(s.base), uint32(r.End)-uint32(s.base)
+		if a > b {
+			a = 0 // starts before Base (a well-formed range cannot wrap)
 		}
-		if last := s.next.Add(-1); last.Less(hi) {
-			hi = last
-		}
-		if hi.Less(lo) {
+		if a >= n {
 			continue
 		}
+		lo, hi := s.base.Add(int(a)), s.base.Add(int(min(b, n-1)))
 		s.ackRange(now, lo, hi, release, &res, &st)
 	}
 	s.advanceBase()

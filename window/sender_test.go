@@ -867,3 +867,23 @@ func TestSenderSteadyStateAllocs(t *testing.T) {
 		t.Errorf("%v allocations per run", allocs)
 	}
 }
+
+// A SACK range about half the sequence space away from Base passes every
+// serial comparison with Base and Next (they are not transitive across
+// 2^31) and must still be ignored: a hostile peer's ACK once made the
+// Sender release slots it never filled.
+func TestSenderSackHalfSpaceAway(t *testing.T) {
+	forISNs(t, "half-space", func(t *testing.T, isn Seq) {
+		for _, inFlight := range []int{0, 3} {
+			h := newSH(t, isn, SenderConfig{Window: 16})
+			h.push(0, inFlight)
+			for _, start := range []int{1<<31 - 1, 1 << 31, 1<<31 + 1, -(1 << 31) + 2} {
+				res := h.ack(ms, 0, [2]int{inFlight + start, inFlight + start + 0x100000})
+				if res.Acked != 0 || len(h.released) != 0 {
+					t.Fatalf("range at next%+d acknowledged %d records", start, res.Acked)
+				}
+			}
+			h.check()
+		}
+	})
+}
