@@ -46,6 +46,10 @@ bench-smoke: ## Every benchmark once, quickly, each checking delivery; the repor
 	d=$$(mktemp -d) && trap 'rm -rf "$$d"' EXIT && \
 		cd bench/peers && $(GO) run -mod=mod ./cmd/report -go $(GO) -count 1 -benchtime 100x -targets=false -out "$$d"
 
+.PHONY: hostile-floods
+hostile-floods: ## Flood tests of the hostile-peer suite (rates with and without each flood; needs a quiet machine and root)
+	$(GO) test -tags cnlink_floods -count=1 -run 'Flood' -v ./internal/hostile/
+
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each (default 5m)
 	@for t in $$($(GO) test -list '^Fuzz' ./transport/ | grep ^Fuzz); do \
