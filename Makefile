@@ -54,7 +54,7 @@ hostile-floods: ## Flood tests of the hostile-peer suite (rates with and without
 fuzz: ## Run every fuzz target for FUZZTIME each (default 5m)
 	@for t in $$($(GO) test -list '^Fuzz' ./transport/ | grep ^Fuzz); do \
 		echo "== transport $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./transport/ || exit 1; done
-	@for p in ./wire/ ./window/ ./proc/; do \
+	@for p in ./wire/ ./window/ ./proc/ ./reliable/; do \
 		for t in $$($(GO) test -list '^Fuzz' $$p | grep ^Fuzz); do \
 			echo "== $$p $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$p || exit 1; done; done
 
