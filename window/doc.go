@@ -44,11 +44,16 @@
 //
 // # Costs
 //
-// Both sides keep their values in a ring sized at construction (the window
-// rounded up to a power of two) with bitmaps beside it; there are no maps and
-// no allocations per message. Push, Pop, and the acknowledgement of a record
-// cost O(1); SACK processing and generation scan bitmaps 64 numbers at a time.
-// Memory is bounded by the configured windows whatever a peer sends.
+// Both sides keep their values in a ring indexed by sequence number, with
+// bitmaps beside it; there are no maps. A ring starts at 16 slots (fewer if
+// the window is smaller) and doubles when the values in flight or waiting
+// for a gap no longer fit, up to the window rounded up to a power of two; it
+// never shrinks. An idle or unused Sender or Receiver therefore costs a few
+// hundred bytes (see Footprint) whatever the window, and once the rings are
+// as large as the traffic needs there are no allocations per message.
+// Push, Pop, and the acknowledgement of a record cost O(1), amortized over
+// the doublings; SACK processing and generation scan bitmaps 64 numbers at a
+// time. Memory is bounded by the configured windows whatever a peer sends.
 //
 // # The caller's duties
 //

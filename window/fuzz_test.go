@@ -93,7 +93,11 @@ func joinLines(l []string) string {
 	return s
 }
 
-func runFuzzOps(t *testing.T, data []byte) {
+func runFuzzOps(t *testing.T, data []byte) { runFuzzOpsRing(t, data, 0) }
+
+// runFuzzOpsRing is runFuzzOps with rings that start at initial slots (0: as
+// NewSender and NewReceiver start them).
+func runFuzzOpsRing(t *testing.T, data []byte, initial int) {
 	r := &fuzzReader{b: data}
 	// Configuration from the first bytes.
 	mode := r.byte()
@@ -129,6 +133,9 @@ func runFuzzOps(t *testing.T, data []byte) {
 		mr:       newRefReceiver(isn, rcfg),
 		released: map[Seq]bool{},
 		received: map[Seq]bool{},
+	}
+	if initial != 0 {
+		fr.snd, fr.rcv = newSender[uint64](isn, scfg, initial), newReceiver[uint64](isn, rcfg, initial)
 	}
 	steps := 0
 	for !r.done() && steps < 4000 {

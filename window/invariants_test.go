@@ -14,9 +14,22 @@ func (s *Sender[T]) check() error {
 		return fmt.Errorf("base %#x is acknowledged", uint32(s.base))
 	}
 	inSpan := func(q Seq) bool { return s.base.LessEq(q) && q.Less(s.next) }
+	// Ring sizes: powers of two, the bitmaps as large as the ring and at
+	// least 64, the ring no larger than the whole ring of old and large
+	// enough for the span, room as Push computes it.
+	if n := len(s.recs); n&(n-1) != 0 || int(s.mask) != n-1 || n > s.horizon || span > n || s.room != min(n, s.window) {
+		return fmt.Errorf("ring of %d (mask %#x, room %d) for window %d, span %d", n, s.mask, s.room, s.window, span)
+	}
+	if s.acked.size() != max(len(s.recs), 64) || s.lost.size() != s.acked.size() ||
+		int(s.acked.mask) != s.acked.size()-1 || int(s.lost.mask) != s.lost.size()-1 {
+		return fmt.Errorf("bitmaps of %d and %d bits for a ring of %d", s.acked.size(), s.lost.size(), len(s.recs))
+	}
+	if err := s.checkRetired(); err != nil {
+		return err
+	}
 	// Bits only inside [base, next).
 	nacked, nlostBits := 0, 0
-	for i := 0; i <= int(s.mask); i++ {
+	for i := 0; i <= int(s.acked.mask); i++ {
 		q := s.base.Add(i)
 		a, l := s.acked.get(q), s.lost.get(q)
 		if i >= span {
@@ -89,6 +102,34 @@ func (s *Sender[T]) check() error {
 	return nil
 }
 
+// checkRetired verifies the retired list: increasing sequence numbers,
+// retransmitted, out of the ring, and, unless all have expired, within twice
+// the horizon of Next.
+func (s *Sender[T]) checkRetired() error {
+	if n := len(s.retired); n&(n-1) != 0 || s.nretired > n || s.nretired < 0 || n > 0 && (s.rhead < 0 || s.rhead >= n) {
+		return fmt.Errorf("retired: %d entries from %d in %d", s.nretired, s.rhead, n)
+	}
+	if s.allExpired() {
+		return nil
+	}
+	for k := range s.nretired {
+		e := s.retired[(s.rhead+k)&(len(s.retired)-1)]
+		if d := s.next.Sub(e.seq); d < 2 || d > 2*s.horizon {
+			return fmt.Errorf("retired: %#x is %d before next %#x", uint32(e.seq), d, uint32(s.next))
+		}
+		if e.flags&(fPushed|fRetx) != fPushed|fRetx {
+			return fmt.Errorf("retired: %#x has flags %#x", uint32(e.seq), e.flags)
+		}
+		if k > 0 && !s.retired[(s.rhead+k-1)&(len(s.retired)-1)].seq.Less(e.seq) {
+			return fmt.Errorf("retired: %#x out of order", uint32(e.seq))
+		}
+		if r := s.recs[uint32(e.seq)&s.mask]; r.flags&fPushed != 0 && r.seq == e.seq {
+			return fmt.Errorf("retired: %#x still in the ring", uint32(e.seq))
+		}
+	}
+	return nil
+}
+
 // check verifies the Receiver's internal structures.
 func (r *Receiver[T]) check() error {
 	if r.cum.Less(r.base) || r.cum.Sub(r.base) > r.window {
@@ -97,12 +138,16 @@ func (r *Receiver[T]) check() error {
 	if r.highest.Less(r.cum.Add(-1)) {
 		return fmt.Errorf("highest %#x before cum %#x", uint32(r.highest), uint32(r.cum))
 	}
+	if n := len(r.vals); n&(n-1) != 0 || int(r.vmask) != n-1 || n > ringSize(r.window) ||
+		r.have.size() != max(n, 64) || int(r.have.mask) != r.have.size()-1 {
+		return fmt.Errorf("ring of %d (mask %#x), bitmap of %d, for window %d", n, r.vmask, r.have.size(), r.window)
+	}
 	n := 0
 	for i := 0; i <= int(r.have.mask); i++ {
 		q := r.base.Add(i)
 		h := r.have.get(q)
 		switch {
-		case i >= r.window || r.highest.Less(q):
+		case i >= r.window || i >= len(r.vals) || r.highest.Less(q):
 			if h {
 				return fmt.Errorf("bit set at %#x outside window", uint32(q))
 			}

@@ -1,6 +1,9 @@
 package window
 
-import "fmt"
+import (
+	"fmt"
+	"unsafe"
+)
 
 // DefaultMaxRanges is the MaxRanges used when a ReceiverConfig leaves it
 // zero.
@@ -77,7 +80,9 @@ type ReceiverStats struct {
 // SACK, duplicate report and flow-control limit) that drive a Sender.
 //
 // Values are kept in a ring indexed by sequence number, with a bitmap of the
-// slots in use; the ring is sized at construction and nothing is allocated
+// slots in use. The ring starts small and doubles when a value arrives that
+// lies beyond it, up to the window rounded up to a power of two; it never
+// shrinks, so once it is as large as the traffic needs nothing is allocated
 // per value. Two positions move through the sequence space:
 //
 //	NextPop <= Cum <= (highest received) + 1
@@ -89,8 +94,9 @@ type ReceiverStats struct {
 //
 // A Receiver is not safe for concurrent use. It does no I/O.
 type Receiver[T any] struct {
-	vals []T
-	have bitRing // slots holding a value
+	vals  []T     // the ring: the value of seq is at seq & vmask
+	vmask uint32  // len(vals)-1
+	have  bitRing // numbers held; as large as vals, and at least 64
 
 	window    int
 	maxRanges int
@@ -112,11 +118,20 @@ type Receiver[T any] struct {
 // NewReceiver returns a Receiver that expects isn first. It panics if cfg is
 // invalid.
 func NewReceiver[T any](isn Seq, cfg ReceiverConfig) *Receiver[T] {
+	return newReceiver[T](isn, cfg, min(minRing, pow2(cfg.Window)))
+}
+
+// newReceiver is NewReceiver with a ring that starts at initial slots
+// (rounded up to a power of two, and at most ringSize(Window): the size it
+// had when it was allocated whole). Tests start it at 1, to make it grow as
+// often as it can, and at ringSize(Window), to compare with the whole ring.
+func newReceiver[T any](isn Seq, cfg ReceiverConfig, initial int) *Receiver[T] {
 	cfg = cfg.withDefaults()
-	size := ringSize(cfg.Window)
+	size := min(pow2(initial), ringSize(cfg.Window))
 	return &Receiver[T]{
 		vals:      make([]T, size),
-		have:      newBitRing(size),
+		vmask:     uint32(size - 1),
+		have:      newBitRing(max(size, 64)),
 		window:    cfg.Window,
 		maxRanges: cfg.MaxRanges,
 		base:      isn,
@@ -133,16 +148,18 @@ func NewReceiver[T any](isn Seq, cfg ReceiverConfig) *Receiver[T] {
 // window or more ahead of NextPop is dropped (OutOfWindow).
 func (r *Receiver[T]) Push(seq Seq, v T) Verdict {
 	d := seq.Sub(r.base)
-	if d < 0 || r.have.get(seq) && d < r.window {
-		r.dupValid, r.dup = true, seq
-		r.stats.Duplicates++
-		return Duplicate
+	if uint(d) >= uint(len(r.vals)) {
+		// Before NextPop, or beyond the ring (so not held: everything
+		// held lies in [NextPop, NextPop+len(vals))).
+		return r.pushOutside(seq, v, d)
+	}
+	if r.have.get(seq) {
+		return r.duplicate(seq)
 	}
 	if d >= r.window {
-		r.stats.OutOfWindow++
-		return OutOfWindow
+		return r.outOfWindow()
 	}
-	r.vals[uint32(seq)&r.have.mask] = v
+	r.vals[uint32(seq)&r.vmask] = v
 	r.have.set(seq)
 	r.buffered++
 	r.stats.Accepted++
@@ -151,8 +168,9 @@ func (r *Receiver[T]) Push(seq Seq, v T) Verdict {
 	}
 	if seq == r.cum {
 		// Everything received above the gap this value filled is now in
-		// order too.
-		r.cum = seq.Add(r.have.runUp(seq, r.window-d, true))
+		// order too. It all lies in [NextPop, NextPop+len(vals)): the
+		// run must stop there, and not come round to NextPop.
+		r.cum = seq.Add(r.have.runUp(seq, len(r.vals)-d, true))
 	} else {
 		r.recent = seq
 	}
@@ -164,7 +182,7 @@ func (r *Receiver[T]) Pop() (v T, ok bool) {
 	if r.base == r.cum {
 		return v, false
 	}
-	i := uint32(r.base) & r.have.mask
+	i := uint32(r.base) & r.vmask
 	v = r.vals[i]
 	var zero T
 	r.vals[i] = zero // let the value be collected
@@ -286,7 +304,7 @@ func (r *Receiver[T]) Drain(release func(T)) {
 			if !r.have.get(seq) {
 				continue
 			}
-			i := uint32(seq) & r.have.mask
+			i := uint32(seq) & r.vmask
 			v := r.vals[i]
 			r.vals[i] = zero
 			r.stats.Released++
@@ -302,3 +320,72 @@ func (r *Receiver[T]) Drain(release func(T)) {
 
 // Stats returns the cumulative counters.
 func (r *Receiver[T]) Stats() ReceiverStats { return r.stats }
+
+// pushOutside is Push for a seq, d after NextPop, that lies outside the
+// ring: a duplicate if it comes before NextPop, out of window if it lies a
+// window or more past it, and otherwise accepted once the ring has grown to
+// hold it. (It is a function of its own, called last, so that the compiler
+// does not save registers for a call on every Push.)
+func (r *Receiver[T]) pushOutside(seq Seq, v T, d int) Verdict {
+	switch {
+	case d < 0:
+		return r.duplicate(seq)
+	case d >= r.window:
+		return r.outOfWindow()
+	}
+	r.grow(d)
+	return r.Push(seq, v)
+}
+
+func (r *Receiver[T]) duplicate(seq Seq) Verdict {
+	r.dupValid, r.dup = true, seq
+	r.stats.Duplicates++
+	return Duplicate
+}
+
+func (r *Receiver[T]) outOfWindow() Verdict {
+	r.stats.OutOfWindow++
+	return OutOfWindow
+}
+
+// grow doubles the ring until it holds NextPop+d, where d is below the
+// window, and moves the values held into their new slots: a value's slot is
+// its sequence number masked by the ring's size, so it changes with the size
+// (and the values on either side of 2^32 stop, or start, sharing an end).
+func (r *Receiver[T]) grow(d int) {
+	size := len(r.vals)
+	for size <= d {
+		size <<= 1
+	}
+	vals := make([]T, size)
+	mask := uint32(size - 1)
+	// Everything held lies in [base, highest], within the old ring.
+	n := 0
+	if r.base.LessEq(r.highest) {
+		n = r.highest.Sub(r.base) + 1
+	}
+	for k := 0; k < n; k++ {
+		k += r.have.runUp(r.base.Add(k), n-k, false) // skip what is not held
+		if k >= n {
+			break
+		}
+		q := r.base.Add(k)
+		vals[uint32(q)&mask] = r.vals[uint32(q)&r.vmask]
+	}
+	if size > r.have.size() {
+		r.have.resize(size, r.base, n)
+	}
+	r.vals, r.vmask = vals, mask
+}
+
+// Footprint returns roughly how many bytes the Receiver's rings hold now:
+// the ring of values, its bitmap and the buffer Ack reuses for SACK ranges.
+// It starts at a few hundred bytes whatever the window, and grows with the
+// spread of the sequence numbers held, up to about the window times the
+// size of a T.
+func (r *Receiver[T]) Footprint() int {
+	var v T
+	return cap(r.vals)*int(unsafe.Sizeof(v)) +
+		cap(r.have.w)*8 +
+		cap(r.ranges)*int(unsafe.Sizeof(Range{}))
+}

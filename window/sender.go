@@ -3,6 +3,7 @@ package window
 import (
 	"fmt"
 	"time"
+	"unsafe"
 )
 
 // Defaults and limits of SenderConfig and ReceiverConfig.
@@ -32,8 +33,9 @@ const (
 type SenderConfig struct {
 	// Window is the most records the sender keeps between the oldest
 	// unacknowledged record and Next: a record cannot be pushed while
-	// Next()-oldest unacknowledged >= Window. It is the capacity of the
-	// sender's ring. Zero means DefaultWindow; it must not exceed MaxWindow.
+	// Next()-oldest unacknowledged >= Window. It bounds the sender's ring,
+	// which starts small and grows with the records in flight. Zero means
+	// DefaultWindow; it must not exceed MaxWindow.
 	Window int
 	// PacketThreshold is the packet reordering threshold: a record is lost
 	// once a record transmitted PacketThreshold or more transmissions after
@@ -130,7 +132,11 @@ const noSlot = ^uint32(0)
 // sentRecord is one slot of the sender's ring. The slot of sequence number s
 // is s & mask. A slot keeps seq and flags after its record is released, until
 // a later Push reuses it, so a duplicate report that arrives after the
-// acknowledgement can still be matched with the record it is about.
+// acknowledgement can still be matched with the record it is about. While
+// the ring is smaller than its final size (see Sender.horizon), a reused
+// slot's retransmitted record moves to the retired list first, so that
+// duplicate reports are matched as far back as they were when the ring was
+// allocated whole.
 type sentRecord[T any] struct {
 	v      T
 	sentAt time.Duration // time of the latest transmission
@@ -145,6 +151,18 @@ type sentRecord[T any] struct {
 	lostGap uint16
 	flags   uint8
 }
+
+// retiredRecord is what spurious needs of a record that left the ring: one
+// that was retransmitted and whose retransmission was not yet found spurious
+// when a later Push took its slot, while the ring was still small.
+type retiredRecord struct {
+	seq     Seq
+	lostGap uint16
+	flags   uint8
+}
+
+// minRetired is the size the retired list starts at, when first needed.
+const minRetired = 8
 
 // list is a doubly linked list of ring slots, threaded through sentRecord.
 type list struct{ head, tail uint32 }
@@ -174,15 +192,20 @@ var emptyList = list{noSlot, noSlot}
 // that SACK ranges and the search for the lowest lost record go 64 records
 // at a time.
 //
+// The ring starts small and doubles when a Push finds it full of records in
+// flight, up to the window rounded up to a power of two; it never shrinks, so
+// once it is as large as the traffic needs nothing is allocated per record.
+//
 // A Sender is not safe for concurrent use; one goroutine (the engine's owner)
 // must own it. It does no I/O and never reads the clock: now is the caller's
 // time since an origin of its choice, and must not go backwards.
 type Sender[T any] struct {
 	recs  []sentRecord[T]
-	mask  uint32
-	acked bitRing // acknowledged records in [base, next)
-	lost  bitRing // records in the lost list
+	mask  uint32  // len(recs)-1
+	acked bitRing // acknowledged records in [base, next); as large as recs, and at least 64
+	lost  bitRing // records in the lost list; as large as recs, and at least 64
 
+	room   int // min(Window, len(recs)): Push takes its slow path from this span on
 	window int
 	reoMin time.Duration
 
@@ -226,19 +249,48 @@ type Sender[T any] struct {
 	recoveryEnd Seq
 
 	stats SenderStats
+
+	// horizon is the size the ring had when it was allocated whole,
+	// ringSize(Window): how far back from Next a duplicate report is
+	// matched with its record (Next-horizon <= seq < Next). While the ring
+	// is smaller, retired keeps what spurious needs of the records such a
+	// ring would still hold and the small one no longer does: the
+	// retransmitted ones not yet found spurious. Push retires records in
+	// increasing sequence order (the slot it takes holds Next-len(recs),
+	// and the ring only grows), and they leave the horizon in the same
+	// order, so retired is a FIFO: a ring buffer of nretired entries from
+	// rhead, sorted by sequence number, that doubles when full. Entries
+	// that left the horizon go when the next one comes (see expire);
+	// retiredAt, the Pushed count at the last retirement, tells when they
+	// all have.
+	horizon   int
+	retired   []retiredRecord
+	rhead     int
+	nretired  int
+	retiredAt uint64
 }
 
 // NewSender returns a Sender whose first record gets sequence number isn.
 // The peer's limit starts at isn+Window, until the first Ack says otherwise.
 // It panics if cfg is invalid.
 func NewSender[T any](isn Seq, cfg SenderConfig) *Sender[T] {
+	return newSender[T](isn, cfg, min(minRing, pow2(cfg.Window)))
+}
+
+// newSender is NewSender with a ring that starts at initial slots (rounded
+// up to a power of two, and at most ringSize(Window): the size it had when it
+// was allocated whole). Tests start it at 1, to make it grow as often as it
+// can, and at ringSize(Window), to compare with the whole ring.
+func newSender[T any](isn Seq, cfg SenderConfig, initial int) *Sender[T] {
 	cfg = cfg.withDefaults()
-	size := ringSize(cfg.Window)
+	size := min(pow2(initial), ringSize(cfg.Window))
 	return &Sender[T]{
 		recs:          make([]sentRecord[T], size),
 		mask:          uint32(size - 1),
-		acked:         newBitRing(size),
-		lost:          newBitRing(size),
+		acked:         newBitRing(max(size, 64)),
+		lost:          newBitRing(max(size, 64)),
+		horizon:       ringSize(cfg.Window),
+		room:          min(cfg.Window, size),
 		window:        cfg.Window,
 		pktThreshBase: uint64(cfg.PacketThreshold),
 		pktThresh:     uint64(cfg.PacketThreshold),
@@ -284,13 +336,19 @@ func (s *Sender[T]) CanSend() bool {
 // Push records v as a new record sent at now and returns its sequence
 // number. It panics if CanSend is false.
 func (s *Sender[T]) Push(now time.Duration, v T) Seq {
-	if !s.CanSend() {
-		panic("window: Sender.Push while CanSend is false")
-	}
 	seq := s.next
+	if seq.Sub(s.base) >= s.room || !seq.Less(s.limit) || s.drained {
+		// !CanSend(), or the ring is full. (Tail calls: a call followed
+		// by more work would make the compiler save registers on every
+		// Push.)
+		return s.pushSlow(now, v)
+	}
 	i := uint32(seq) & s.mask
-	s.xmits++
 	r := &s.recs[i]
+	if r.flags&fRetx != 0 {
+		return s.pushSlow(now, v) // the slot's record may have to retire
+	}
+	s.xmits++
 	// Field by field: a composite literal would be built and then copied
 	// whole, which costs more than the rest of Push.
 	r.v = v
@@ -304,6 +362,28 @@ func (s *Sender[T]) Push(now time.Duration, v T) Seq {
 	s.unacked++
 	s.stats.Pushed++
 	return seq
+}
+
+// pushSlow is Push when CanSend is false, which panics, or when the slot of
+// Next is not free: it frees it, then pushes. The slot holds either Base, in
+// flight, and the ring must grow; or a released record that was
+// retransmitted, which retires if a ring of horizon slots would keep it for
+// a duplicate report: if it was not yet found spurious and the ring is
+// smaller than that.
+func (s *Sender[T]) pushSlow(now time.Duration, v T) Seq {
+	if !s.CanSend() {
+		panic("window: Sender.Push while CanSend is false")
+	}
+	if s.next.Sub(s.base) >= len(s.recs) {
+		s.grow() // Next's slot in the larger ring is free
+	} else {
+		r := &s.recs[uint32(s.next)&s.mask]
+		if r.flags&fSpurious == 0 && len(s.recs) < s.horizon {
+			s.retire(r)
+		}
+		r.flags = 0 // released, and about to be overwritten
+	}
+	return s.Push(now, v)
 }
 
 // ackState gathers what OnAck learns while it walks the newly acknowledged
@@ -540,17 +620,26 @@ func (s *Sender[T]) advanceBase() {
 // spurious reports whether a duplicate report for seq reveals a spurious
 // retransmission not counted before, and counts it.
 func (s *Sender[T]) spurious(seq Seq) bool {
+	var lostGap uint16
 	r := &s.recs[uint32(seq)&s.mask]
 	// The slot still describes seq only if the last record pushed into it
 	// was seq; that also rules out numbers never sent.
-	if r.flags&fPushed == 0 || r.seq != seq || r.flags&(fRetx|fSpurious) != fRetx {
+	if r.flags&fPushed != 0 && r.seq == seq {
+		if r.flags&(fRetx|fSpurious) != fRetx {
+			return false
+		}
+		r.flags |= fSpurious
+		lostGap = r.lostGap
+	} else if e := s.findRetired(seq); e != nil && e.flags&(fRetx|fSpurious) == fRetx {
+		e.flags |= fSpurious
+		lostGap = e.lostGap
+	} else {
 		return false
 	}
-	r.flags |= fSpurious
 	s.stats.Spurious++
 	// The packet threshold declared this record lost too early: the
 	// reordering was at least as deep as the gap it judged by.
-	if g := uint64(r.lostGap) + 1; r.lostGap != 0 && g > s.pktThresh && s.pktThresh < s.pktThreshMax {
+	if g := uint64(lostGap) + 1; lostGap != 0 && g > s.pktThresh && s.pktThresh < s.pktThreshMax {
 		s.pktThresh = min(g, s.pktThreshMax)
 		s.pktThreshPersist = 16
 	}
@@ -830,6 +919,125 @@ func (s *Sender[T]) Drain(release func(seq Seq, v T)) {
 
 // Stats returns the cumulative counters.
 func (s *Sender[T]) Stats() SenderStats { return s.stats }
+
+// Footprint returns roughly how many bytes the Sender's rings hold now: the
+// ring of records, its two bitmaps and the retired list. It starts at a few
+// hundred bytes whatever the window, and grows with the records in flight,
+// up to about the window times the size of a record.
+func (s *Sender[T]) Footprint() int {
+	var r sentRecord[T]
+	return cap(s.recs)*int(unsafe.Sizeof(r)) +
+		(cap(s.acked.w)+cap(s.lost.w))*8 +
+		cap(s.retired)*int(unsafe.Sizeof(retiredRecord{}))
+}
+
+// grow doubles the ring. Push calls it when the ring is full of records in
+// flight; the window bounds that, so the ring never outgrows horizon. A
+// record's slot is its sequence number masked by the ring's size, so every
+// record moves (and records on either side of 2^32 stop, or start, sharing
+// an end of the ring), and the flight and lost lists, which link slots, are
+// relinked. The slots hold distinct numbers from the last len(recs) pushed,
+// which keep distinct slots in a larger ring.
+func (s *Sender[T]) grow() {
+	old := s.recs
+	size := 2 * len(old)
+	recs := make([]sentRecord[T], size)
+	mask := uint32(size - 1)
+	slot := func(i uint32) uint32 {
+		if i == noSlot {
+			return noSlot
+		}
+		return uint32(old[i].seq) & mask
+	}
+	for j := range old {
+		r := &old[j]
+		if r.flags&fPushed == 0 {
+			continue
+		}
+		n := &recs[uint32(r.seq)&mask]
+		*n = *r
+		n.prev, n.next = slot(r.prev), slot(r.next)
+	}
+	s.flight = list{slot(s.flight.head), slot(s.flight.tail)}
+	s.lostList = list{slot(s.lostList.head), slot(s.lostList.tail)}
+	s.recs, s.mask = recs, mask
+	s.room = min(s.window, size)
+	if size == s.horizon && (s.nretired == 0 || s.allExpired()) {
+		// The ring is whole: nothing more retires.
+		s.retired, s.rhead, s.nretired = nil, 0, 0
+	}
+	if size > s.acked.size() {
+		span := s.next.Sub(s.base)
+		s.acked.resize(size, s.base, span)
+		s.lost.resize(size, s.base, span)
+	}
+}
+
+// retire keeps what spurious needs of r, a retransmitted record released
+// and not yet found spurious, whose slot Push is about to reuse. r comes
+// after every record retired before (see Sender.retired).
+func (s *Sender[T]) retire(r *sentRecord[T]) {
+	s.expire()
+	if s.nretired == len(s.retired) {
+		old := s.retired
+		s.retired = make([]retiredRecord, max(2*len(old), minRetired))
+		for k := range s.nretired {
+			s.retired[k] = old[(s.rhead+k)&(len(old)-1)]
+		}
+		s.rhead = 0
+	}
+	s.retired[(s.rhead+s.nretired)&(len(s.retired)-1)] = retiredRecord{seq: r.seq, lostGap: r.lostGap, flags: r.flags}
+	s.nretired++
+	s.retiredAt = s.stats.Pushed
+}
+
+// allExpired reports whether every retired entry has left the horizon: the
+// last one came more than horizon pushes ago. Otherwise every entry is
+// within twice the horizon of Next (they were all within the horizon when
+// the last came, see expire), far from the 2^31 where serial arithmetic
+// would mistake an old number for a recent one; so an entry's distance from
+// Next tells whether it is still in the horizon.
+func (s *Sender[T]) allExpired() bool {
+	return s.stats.Pushed-s.retiredAt > uint64(s.horizon)
+}
+
+// expire drops the retired entries that have left the horizon: those a ring
+// of horizon slots would have overwritten, horizon or more pushes ago. They
+// are the oldest.
+func (s *Sender[T]) expire() {
+	if s.allExpired() {
+		s.rhead, s.nretired = 0, 0
+	}
+	for s.nretired != 0 && s.next.Sub(s.retired[s.rhead].seq) > s.horizon {
+		s.rhead = (s.rhead + 1) & (len(s.retired) - 1)
+		s.nretired--
+	}
+}
+
+// findRetired returns the retired entry of seq, or nil if seq lies outside
+// the horizon or has no entry. The entries are sorted, lowest first.
+func (s *Sender[T]) findRetired(seq Seq) *retiredRecord {
+	if d := s.next.Sub(seq); s.nretired == 0 || d < 1 || d > s.horizon || s.allExpired() {
+		return nil
+	}
+	mask := len(s.retired) - 1
+	lo, hi := 0, s.nretired // the first entry not before seq is in [lo, hi]
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if s.retired[(s.rhead+m)&mask].seq.Less(seq) {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo == s.nretired {
+		return nil
+	}
+	if e := &s.retired[(s.rhead+lo)&mask]; e.seq == seq {
+		return e
+	}
+	return nil
+}
 
 func (s *Sender[T]) linkTail(l *list, i uint32) {
 	r := &s.recs[i]
