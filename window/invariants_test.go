@@ -138,7 +138,7 @@ func (r *Receiver[T]) check() error {
 	if r.highest.Less(r.cum.Add(-1)) {
 		return fmt.Errorf("highest %#x before cum %#x", uint32(r.highest), uint32(r.cum))
 	}
-	if n := len(r.vals); n&(n-1) != 0 || int(r.vmask) != n-1 || n > ringSize(r.window) ||
+	if n := len(r.vals); n&(n-1) != 0 || int(r.vmask) != n-1 || n > ringSize(r.window) || r.room != min(n, r.window) ||
 		r.have.size() != max(n, 64) || int(r.have.mask) != r.have.size()-1 {
 		return fmt.Errorf("ring of %d (mask %#x), bitmap of %d, for window %d", n, r.vmask, r.have.size(), r.window)
 	}

@@ -97,6 +97,7 @@ type Receiver[T any] struct {
 	vals  []T     // the ring: the value of seq is at seq & vmask
 	vmask uint32  // len(vals)-1
 	have  bitRing // numbers held; as large as vals, and at least 64
+	room  int     // min(window, len(vals)): Push takes its slow path from this distance on
 
 	window    int
 	maxRanges int
@@ -131,6 +132,7 @@ func newReceiver[T any](isn Seq, cfg ReceiverConfig, initial int) *Receiver[T] {
 	return &Receiver[T]{
 		vals:      make([]T, size),
 		vmask:     uint32(size - 1),
+		room:      min(cfg.Window, size),
 		have:      newBitRing(max(size, 64)),
 		window:    cfg.Window,
 		maxRanges: cfg.MaxRanges,
@@ -148,16 +150,13 @@ func newReceiver[T any](isn Seq, cfg ReceiverConfig, initial int) *Receiver[T] {
 // window or more ahead of NextPop is dropped (OutOfWindow).
 func (r *Receiver[T]) Push(seq Seq, v T) Verdict {
 	d := seq.Sub(r.base)
-	if uint(d) >= uint(len(r.vals)) {
-		// Before NextPop, or beyond the ring (so not held: everything
-		// held lies in [NextPop, NextPop+len(vals))).
+	if uint(d) >= uint(r.room) {
+		// Before NextPop, out of window, or beyond the ring (so not
+		// held: everything held lies in [NextPop, NextPop+len(vals))).
 		return r.pushOutside(seq, v, d)
 	}
 	if r.have.get(seq) {
 		return r.duplicate(seq)
-	}
-	if d >= r.window {
-		return r.outOfWindow()
 	}
 	r.vals[uint32(seq)&r.vmask] = v
 	r.have.set(seq)
@@ -322,10 +321,10 @@ func (r *Receiver[T]) Drain(release func(T)) {
 func (r *Receiver[T]) Stats() ReceiverStats { return r.stats }
 
 // pushOutside is Push for a seq, d after NextPop, that lies outside the
-// ring: a duplicate if it comes before NextPop, out of window if it lies a
-// window or more past it, and otherwise accepted once the ring has grown to
-// hold it. (It is a function of its own, called last, so that the compiler
-// does not save registers for a call on every Push.)
+// window or the ring: a duplicate if it comes before NextPop, out of window
+// if it lies a window or more past it, and otherwise accepted once the ring
+// has grown to hold it. (It is a function of its own, called last, so that
+// the compiler does not save registers for a call on every Push.)
 func (r *Receiver[T]) pushOutside(seq Seq, v T, d int) Verdict {
 	switch {
 	case d < 0:
@@ -376,6 +375,7 @@ func (r *Receiver[T]) grow(d int) {
 		r.have.resize(size, r.base, n)
 	}
 	r.vals, r.vmask = vals, mask
+	r.room = min(r.window, size)
 }
 
 // Footprint returns roughly how many bytes the Receiver's rings hold now:
