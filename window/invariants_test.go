@@ -27,6 +27,15 @@ func (s *Sender[T]) check() error {
 	if err := s.checkRetired(); err != nil {
 		return err
 	}
+	nretx := 0
+	for i := range s.recs {
+		if s.recs[i].flags&fRetx != 0 && len(s.recs) < s.horizon {
+			nretx++
+		}
+	}
+	if s.retxInRing != nretx {
+		return fmt.Errorf("retxInRing %d, %d slots hold retransmitted records", s.retxInRing, nretx)
+	}
 	// Bits only inside [base, next).
 	nacked, nlostBits := 0, 0
 	for i := 0; i <= int(s.acked.mask); i++ {

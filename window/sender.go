@@ -205,7 +205,12 @@ type Sender[T any] struct {
 	acked bitRing // acknowledged records in [base, next); as large as recs, and at least 64
 	lost  bitRing // records in the lost list; as large as recs, and at least 64
 
-	room   int // min(Window, len(recs)): Push takes its slow path from this span on
+	// Push takes its slow path once the span reaches room, min(Window,
+	// len(recs)), or when the slot it takes holds a retransmitted record
+	// while the ring is smaller than horizon (retxInRing counts those).
+	room       int
+	retxInRing int
+
 	window int
 	reoMin time.Duration
 
@@ -345,7 +350,7 @@ func (s *Sender[T]) Push(now time.Duration, v T) Seq {
 	}
 	i := uint32(seq) & s.mask
 	r := &s.recs[i]
-	if r.flags&fRetx != 0 {
+	if s.retxInRing != 0 && r.flags&fRetx != 0 {
 		return s.pushSlow(now, v) // the slot's record may have to retire
 	}
 	s.xmits++
@@ -378,10 +383,11 @@ func (s *Sender[T]) pushSlow(now time.Duration, v T) Seq {
 		s.grow() // Next's slot in the larger ring is free
 	} else {
 		r := &s.recs[uint32(s.next)&s.mask]
-		if r.flags&fSpurious == 0 && len(s.recs) < s.horizon {
+		if r.flags&fSpurious == 0 {
 			s.retire(r)
 		}
 		r.flags = 0 // released, and about to be overwritten
+		s.retxInRing--
 	}
 	return s.Push(now, v)
 }
@@ -869,6 +875,9 @@ func (s *Sender[T]) PopLost(now time.Duration) (seq Seq, v T, ok bool) {
 	s.xmits++
 	r.xmit = s.xmits
 	r.sentAt = now
+	if r.flags&fRetx == 0 && len(s.recs) < s.horizon {
+		s.retxInRing++
+	}
 	r.flags |= fRetx
 	s.linkTail(&s.flight, i)
 	s.stats.Retransmitted++
@@ -962,9 +971,12 @@ func (s *Sender[T]) grow() {
 	s.lostList = list{slot(s.lostList.head), slot(s.lostList.tail)}
 	s.recs, s.mask = recs, mask
 	s.room = min(s.window, size)
-	if size == s.horizon && (s.nretired == 0 || s.allExpired()) {
+	if size == s.horizon {
 		// The ring is whole: nothing more retires.
-		s.retired, s.rhead, s.nretired = nil, 0, 0
+		s.retxInRing = 0
+		if s.nretired == 0 || s.allExpired() {
+			s.retired, s.rhead, s.nretired = nil, 0, 0
+		}
 	}
 	if size > s.acked.size() {
 		span := s.next.Sub(s.base)
