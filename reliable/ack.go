@@ -118,22 +118,25 @@ func (e *Endpoint) retransmit(s *Session, now time.Duration, rto bool) {
 	}
 }
 
-// onStatusReq: the peer overran and lost frames; everything it has not
-// acknowledged is retransmitted now, and it gets our status back.
+// onStatusReq: the peer overran and lost frames; what it has not
+// acknowledged although it was sent a round trip ago is retransmitted now,
+// and it gets our status back.
 //
-// A repair is honoured at most once per round trip: the request costs the
-// peer one small frame and us a window's worth of retransmissions, so
-// more often would make it an amplifier (and a peer whose overrun repeats
-// asks again on its own schedule, at RTO pace). The ACK is always sent.
+// The request costs the peer one small frame, so the repair is bounded
+// twice, or it would be an amplifier: it is honoured at most once per
+// round trip, and it resends only records sent at least a round trip
+// before (younger ones may still be in the peer's queue; if the overrun
+// took them, the peer's next request, which its overrun schedule sends
+// within a round trip or two, repairs them). The ACK is always sent.
 func (e *Endpoint) onStatusReq(s *Session, now time.Duration) {
 	if now >= s.nextRepair {
-		gap := s.rtt.SRTT()
-		if gap == 0 {
-			gap = s.rtt.RTO()
+		rtt := s.rtt.SRTT()
+		if rtt == 0 {
+			rtt = s.rtt.RTO()
 		}
-		s.nextRepair = now + gap
+		s.nextRepair = now + rtt
 		s.stats.statusRepair.Add(1)
-		s.snd.MarkAllLost()
+		s.snd.MarkLostSentBefore(now - rtt)
 	}
 	if !s.ackDue {
 		e.needAck(s, uint32(s.rcv.Cum())-1)

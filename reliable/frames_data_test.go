@@ -189,8 +189,26 @@ func TestFramesDataPingAnswered(t *testing.T) {
 	})
 }
 
-// STATUS_REQ (on an ACK or a PING) makes the endpoint retransmit every
-// unacknowledged frame at once and answer with an ACK.
+// sampleRTT sends one message and acknowledges it rtt later, so that the
+// session has a measured round trip of rtt. It returns the next DSN.
+func (tc *testConn) sampleRTT(s *Session, rtt time.Duration) uint32 {
+	tc.t.Helper()
+	if _, err := s.SendBatch(context.Background(), [][]byte{[]byte("rtt")}); err != nil {
+		tc.t.Fatal(err)
+	}
+	tc.wantFrame("the message that measures the round trip", wire.TypeData, hasSeq(tc.epISN))
+	tc.advance(rtt)
+	tc.write(tc.ackOf(tc.epISN+1, tc.epISN+64))
+	tc.wantIdle("an ACK is not answered")
+	if got := s.Stats().SRTT; got != rtt {
+		tc.t.Fatalf("SRTT %v after one sample of %v", got, rtt)
+	}
+	return tc.epISN + 1
+}
+
+// STATUS_REQ (on an ACK or a PING) makes the endpoint retransmit at once
+// every unacknowledged frame sent at least a round trip before, and
+// answer with an ACK.
 func TestFramesDataStatusReq(t *testing.T) {
 	for _, c := range []struct {
 		name   string
@@ -198,7 +216,7 @@ func TestFramesDataStatusReq(t *testing.T) {
 		ackSeq []frameCheck // the ACK answers the PING; an ACK is not answered by seq
 	}{
 		{"ACK", func(tc *testConn) tcOut {
-			return tc.ackOf(tc.epISN, tc.epISN+64).withSeq(tc.epISN + 2).withFlags(wire.FlagStatusReq)
+			return tc.ackOf(tc.epISN+1, tc.epISN+64).withSeq(tc.epISN + 2).withFlags(wire.FlagStatusReq)
 		}, nil},
 		{"PING", func(tc *testConn) tcOut { return tc.ping(tc.peerSyn.ISN).withFlags(wire.FlagStatusReq) },
 			[]frameCheck{hasSeq(tcPeerISN)}},
@@ -208,13 +226,15 @@ func TestFramesDataStatusReq(t *testing.T) {
 				tc := newTestConn(t, nil)
 				s := tc.acceptSession()
 				P, Q := tc.peerSyn.Epoch, tc.peerSyn.ISN
-				E, I := tc.epEpoch, tc.epISN
+				E := tc.epEpoch
+				I := tc.sampleRTT(s, 100*time.Microsecond)
 				if _, err := s.SendBatch(context.Background(), [][]byte{[]byte("m0"), []byte("m1"), []byte("m2")}); err != nil {
 					t.Fatal(err)
 				}
 				for i, p := range []string{"m0", "m1", "m2"} {
 					tc.wantFrame("first transmission", wire.TypeData, hasSeq(I+uint32(i)), hasAck(E), hasPayload(p), hasFlags(0))
 				}
+				tc.advance(100 * time.Microsecond)
 				tc.write(c.req(tc))
 				tc.wantFrames("STATUS_REQ: everything unacknowledged again, and an ACK",
 					frameWantOf(wire.TypeData, hasSeq(I), hasAck(E), hasPayload("m0")),
@@ -223,8 +243,8 @@ func TestFramesDataStatusReq(t *testing.T) {
 					frameWantOf(wire.TypeAck, append(c.ackSeq, hasAck(P+1), hasCum(Q), hasFlags(0))...),
 				)
 				tc.wantIdle("nothing more")
-				if st := s.Stats(); st.StatusRepair != 1 || st.Retransmits != 3 || st.Sent != 3 {
-					t.Errorf("Stats StatusRepair %d Retransmits %d Sent %d, want 1 3 3", st.StatusRepair, st.Retransmits, st.Sent)
+				if st := s.Stats(); st.StatusRepair != 1 || st.Retransmits != 3 || st.Sent != 4 {
+					t.Errorf("Stats StatusRepair %d Retransmits %d Sent %d, want 1 3 4", st.StatusRepair, st.Retransmits, st.Sent)
 				}
 			})
 		})
@@ -518,47 +538,64 @@ func TestFramesDataAckFitsPeerDatagram(t *testing.T) {
 // STATUS_REQ is honoured at most once per round trip: a burst of them (a
 // peer or a forger inside the session asking again and again) costs one
 // retransmission of the window, not one per request; each is still
-// answered with an ACK. After a round trip a new one repairs again.
+// answered with an ACK. After a round trip a new one repairs again. And a
+// repair resends only what was sent a round trip before the request: a
+// younger record may still be on its way, so resending it would make one
+// small request cost a whole window.
 func TestFramesDataStatusReqPaced(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tc := newTestConn(t, nil)
 		s := tc.acceptSession()
-		E, I := tc.epEpoch, tc.epISN
+		E := tc.epEpoch
+		const rtt = 100 * time.Microsecond
+		I := tc.sampleRTT(s, rtt)
+		countData := func() int {
+			n := 0
+			for _, f := range tc.takeFrames() {
+				if f.Header.Type == wire.TypeData {
+					n++
+				}
+			}
+			return n
+		}
 		if _, err := s.SendBatch(context.Background(), [][]byte{[]byte("m0"), []byte("m1")}); err != nil {
 			t.Fatal(err)
 		}
 		tc.wantFrame("m0", wire.TypeData, hasSeq(I))
 		tc.wantFrame("m1", wire.TypeData, hasSeq(I+1))
 		req := tc.ping(tc.peerSyn.ISN).withFlags(wire.FlagStatusReq)
-		tc.write(req, req, req, req, req)
-		frames := tc.takeFrames()
-		data := 0
-		for _, f := range frames {
-			if f.Header.Type == wire.TypeData {
-				data++
-			}
+
+		// Within the round trip: m0 and m1 may still be on their way.
+		tc.advance(rtt / 2)
+		tc.write(req)
+		if n := countData(); n != 0 {
+			t.Fatalf("a STATUS_REQ half a round trip after the send drew %d DATA frames, want 0", n)
 		}
-		if data != 2 {
-			t.Fatalf("five STATUS_REQ in one datagram drew %d DATA frames, want 2 (one repair)", data)
+		// The repair was spent; the next one is due a round trip after it.
+		tc.advance(rtt / 2)
+		tc.write(req, req, req, req, req)
+		if n := countData(); n != 0 {
+			t.Fatalf("five STATUS_REQ within a round trip of a repair drew %d DATA frames, want 0", n)
+		}
+		tc.advance(rtt / 2)
+		tc.write(req, req, req, req, req)
+		if n := countData(); n != 2 {
+			t.Fatalf("five STATUS_REQ in one datagram a round trip on drew %d DATA frames, want 2 (one repair)", n)
 		}
 		tc.write(req)
-		for _, f := range tc.takeFrames() {
-			if f.Header.Type == wire.TypeData {
-				t.Fatalf("a STATUS_REQ within the round trip drew %s", tc.describe(f))
-			}
+		if n := countData(); n != 0 {
+			t.Fatalf("a STATUS_REQ right after a repair drew %d DATA frames", n)
 		}
-		// One RTO on (no RTT sample yet: the pacing gap is the RTO), the
-		// retransmission timer's first expiry sends its probe PING.
-		tc.advance(s.rttForTest())
-		tc.wantFrame("the RTO probe", wire.TypePing)
+		// A round trip later the retransmissions are a round trip old too.
+		tc.advance(rtt)
 		tc.write(req)
 		tc.wantFrames("a round trip later, a new repair",
 			frameWantOf(wire.TypeData, hasSeq(I), hasAck(E)),
 			frameWantOf(wire.TypeData, hasSeq(I+1), hasAck(E)),
 			frameWantOf(wire.TypeAck),
 		)
-		if st := s.Stats(); st.StatusRepair != 2 {
-			t.Errorf("StatusRepair %d, want 2", st.StatusRepair)
+		if st := s.Stats(); st.StatusRepair != 3 || st.Retransmits != 4 {
+			t.Errorf("StatusRepair %d Retransmits %d, want 3 and 4", st.StatusRepair, st.Retransmits)
 		}
 	})
 }

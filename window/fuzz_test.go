@@ -243,10 +243,19 @@ func (fr *fuzzRun) step(r *fuzzReader) {
 			fr.fatalf("OnTimeout = %d, model %d", n, m)
 		}
 	case 12:
-		n, m := fr.snd.MarkAllLost(), fr.ms.markAllLost()
-		fr.log = append(fr.log, fmt.Sprintf("markalllost: %d", n))
-		if n != m {
-			fr.fatalf("MarkAllLost = %d, model %d", n, m)
+		if b := r.byte(); b%2 == 0 {
+			n, m := fr.snd.MarkAllLost(), fr.ms.markAllLost()
+			fr.log = append(fr.log, fmt.Sprintf("markalllost: %d", n))
+			if n != m {
+				fr.fatalf("MarkAllLost = %d, model %d", n, m)
+			}
+		} else {
+			cutoff := fr.now - time.Duration(b/2)*50*time.Microsecond
+			n, m := fr.snd.MarkLostSentBefore(cutoff), fr.ms.markLostSentBefore(cutoff)
+			fr.log = append(fr.log, fmt.Sprintf("marklostsentbefore %v: %d", cutoff, n))
+			if n != m {
+				fr.fatalf("MarkLostSentBefore(%v) = %d, model %d", cutoff, n, m)
+			}
 		}
 	case 13:
 		n, m := fr.snd.DetectLoss(fr.now), fr.ms.detect(fr.now, fr.snd.ReorderWindow(), fr.snd.PacketThreshold())

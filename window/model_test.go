@@ -219,6 +219,17 @@ func (m *refSender) markAllLost() int {
 	return n
 }
 
+func (m *refSender) markLostSentBefore(cutoff time.Duration) int {
+	n := 0
+	for _, q := range m.unacked() {
+		if rec := m.recs[q]; !rec.lost && rec.sentAt <= cutoff {
+			rec.lost = true
+			n++
+		}
+	}
+	return n
+}
+
 func (m *refSender) markLost(r Range) int {
 	if r.End.Less(r.Start) {
 		return 0

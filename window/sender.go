@@ -739,21 +739,34 @@ func (s *Sender[T]) LossDeadline() (time.Duration, bool) {
 // meant to be conservative, so everything goes.)
 func (s *Sender[T]) OnTimeout(now time.Duration) int {
 	_ = now // kept for symmetry with the other timer entry points
-	return s.markAllLost()
+	return s.markLostBefore(maxTime)
 }
 
 // MarkAllLost declares lost every unacknowledged record not already lost
 // (SACKed records are acknowledged, so they are not among them); use it when
 // the peer reports an overrun, which means it dropped what was in flight. It
 // returns how many records it declared lost.
-func (s *Sender[T]) MarkAllLost() int { return s.markAllLost() }
+func (s *Sender[T]) MarkAllLost() int { return s.markLostBefore(maxTime) }
 
-// markAllLost moves the whole flight list into the lost list. Both are in
-// transmission order, so this is a merge.
-func (s *Sender[T]) markAllLost() int {
+// MarkLostSentBefore declares lost every unacknowledged record not already
+// lost whose latest transmission was at or before cutoff, and returns how
+// many. It answers a peer's overrun report (STATUS_REQ) with what the
+// report proves missing: a record sent more than a round trip before the
+// report would have been acknowledged in it, while a younger one may still
+// be on its way and is left to the peer's next report or to the timers.
+// Without the cutoff one small report would resend the whole flight.
+func (s *Sender[T]) MarkLostSentBefore(cutoff time.Duration) int { return s.markLostBefore(cutoff) }
+
+// maxTime is a cutoff later than any transmission.
+const maxTime = time.Duration(1<<63 - 1)
+
+// markLostBefore moves the head of the flight list, up to the first record
+// sent after cutoff, into the lost list. Both lists are in transmission
+// order (so the flight list's sentAt never decreases), so this is a merge.
+func (s *Sender[T]) markLostBefore(cutoff time.Duration) int {
 	n := 0
 	at := noSlot // insert after this slot of the lost list (noSlot: at its head)
-	for s.flight.head != noSlot {
+	for s.flight.head != noSlot && s.recs[s.flight.head].sentAt <= cutoff {
 		i := s.flight.head
 		x := s.recs[i].xmit
 		for {

@@ -123,13 +123,14 @@
 // memory stays within 64 small sessions; afterwards Accept returns no dead
 // session and a legitimate dialer gets in) and TestFloodStatusReq (PINGs
 // and ACKs with STATUS_REQ from P's own port, 10,000 a second: the victim
-// repairs at most once per round trip, so what it retransmits stays
-// within a small factor of one window per round trip; the test logs the
+// repairs at most once per round trip and resends only what is a round
+// trip old, so what it retransmits stays within a small factor of one
+// window per round trip; the test logs the
 // bytes retransmitted per honoured request and per round trip);
 // TestFloodStatusReqFromStart is the same flood begun with the session,
-// before the victim has measured a round trip (SRTT is then
-// RTTConfig.Initial, 2 ms, and a flood that makes every record a
-// retransmission keeps it so: Karn's rule takes no sample from them), for
+// before the victim has measured a round trip (the pacing is then the
+// initial RTO, 2 ms; a repair that resent every record would keep it so,
+// since Karn's rule takes no sample from retransmissions), for
 // the streams' first 2 s; the unflooded reference is a fresh pair
 // measured the same way just before, whose SRTT is the real round trip.
 // The repairs must still be at most one per real round trip. The

@@ -4,8 +4,7 @@ package hostile
 
 // Case 5: floods during a legitimate stream. These compare stream rates
 // with and without a flood, which a busy machine (go test ./... running
-// packages side by side under -race) turns into noise, and one of them
-// (TestFloodStatusReqFromStart) still fails on the engine: they run with
+// packages side by side under -race) turns into noise: they run with
 // `make hostile-floods` (build tag cnlink_floods), not in `make test`.
 //
 // Case 5: floods during a legitimate stream. Each test streams both ways,
