@@ -21,9 +21,10 @@ demo: ## Run the demo: two endpoints over real netlink through the fault injecto
 	$(GO) run ./examples/demo $(DEMOFLAGS)
 
 .PHONY: test
-test: ## go vet, then every test with the race detector (real-socket tests need root), torture included for 60s
+test: ## go vet, then every test with the race detector (real-socket tests need root), torture included for 60s, then the flood tests alone
 	$(GO) vet $(PKGS)
 	CNLINK_TORTURE_TIME=60s $(GO) test -race -shuffle=on -timeout 20m $(PKGS)
+	$(MAKE) --no-print-directory hostile-floods
 
 .PHONY: torture
 torture: ## Torture sessions for TORTURE_TIME (default 10m), split between real netlink and memnet; TORTURE_RACE=1 adds -race; lists replay commands on failure
@@ -47,7 +48,7 @@ bench-smoke: ## Every benchmark once, quickly, each checking delivery; the repor
 		cd bench/peers && $(GO) run -mod=mod ./cmd/report -go $(GO) -count 1 -benchtime 100x -targets=false -out "$$d"
 
 .PHONY: hostile-floods
-hostile-floods: ## Flood tests of the hostile-peer suite (rates with and without each flood; needs a quiet machine and root)
+hostile-floods: ## Flood tests of the hostile-peer suite, alone (rates with and without each flood; part of make test; needs root)
 	$(GO) test -tags cnlink_floods -count=1 -run 'Flood' -v ./internal/hostile/
 
 .PHONY: fuzz

@@ -4,8 +4,9 @@ package hostile
 
 // Case 5: floods during a legitimate stream. These compare stream rates
 // with and without a flood, which a busy machine (go test ./... running
-// packages side by side under -race) turns into noise: they run with
-// `make hostile-floods` (build tag cnlink_floods), not in `make test`.
+// packages side by side under -race) turns into noise: so they carry the
+// build tag cnlink_floods, and `make test` runs them on their own after
+// the other tests (`make hostile-floods`).
 //
 // Case 5: floods during a legitimate stream. Each test streams both ways,
 // then alternates unflooded and flooded periods (floodRounds of
