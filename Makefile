@@ -51,6 +51,10 @@ bench-smoke: ## Every benchmark once, quickly, each checking delivery; the repor
 hostile-floods: ## Flood tests of the hostile-peer suite, alone (rates with and without each flood; part of make test; needs root)
 	$(GO) test -tags cnlink_floods -count=1 -run 'Flood' -v ./internal/hostile/
 
+.PHONY: interop
+interop: ## Interop tests: the C peer written from docs/PROTOCOL.md (interop/cpeer) against the Go implementation (needs cc and root)
+	$(GO) test -count=1 -v ./interop/
+
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each (default 5m)
 	@for t in $$($(GO) test -list '^Fuzz' ./transport/ | grep ^Fuzz); do \

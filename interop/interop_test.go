@@ -1,0 +1,534 @@
+//go:build linux
+
+package interop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cnlink/cnlink/reliable"
+	"github.com/cnlink/cnlink/transport"
+)
+
+const (
+	streamN    = 100_000 // messages of each stream test
+	streamLoss = "0.1"   // datagrams the C peer drops, each way
+)
+
+func logGoSession(t *testing.T, what string, ep *reliable.Endpoint, s *reliable.Session) {
+	t.Helper()
+	st := s.Stats()
+	es := ep.Stats()
+	t.Logf("Go %s: sent %d received %d delivered %d retransmits %d (after RTO %d) duplicates %d status %d/%d srtt %v; endpoint: datagrams %d sent %d received, peer busy %d, rejected %v, resets sent %d",
+		what, st.Sent, st.Received, st.Delivered, st.Retransmits, st.TimeoutRetransmits, st.DuplicatesSuppressed,
+		st.StatusRequests, st.StatusRepair, st.SRTT, es.DatagramsSent, es.DatagramsReceived, es.PeerBusy, es.Rejected, es.ResetsSent)
+}
+
+// Go dials, sends 100,000 messages and closes; the C peer drops 10% of
+// the datagrams it receives and of those it sends (its ACKs), checks every
+// message and sees the session end with the peer's FIN.
+func TestStreamGoToC(t *testing.T) {
+	ep := newEndpoint(t, nil)
+	p := startPeer(t, "-accept", "-expect", strconv.Itoa(streamN), "-loss", streamLoss, "-seed", "1", "-max-time", "50")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := ep.Dial(ctx, p.port, transport.CbID{})
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	start := time.Now()
+	if err := sendStream(ctx, s, streamN); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("Close: %v, want nil (the C peer holds every message)", err)
+	}
+	el := time.Since(start)
+	res := p.expectOK(t, 10*time.Second)
+	if num(res, "verified") != streamN || res["end"] != "peer_closed" {
+		t.Errorf("C peer verified %s of %d messages, end=%s (want peer_closed)", res["verified"], streamN, res["end"])
+	}
+	t.Logf("Go->C: %d messages in %v (%.0f msgs/s) through %s%% loss each way", streamN, el.Round(time.Millisecond), streamN/el.Seconds(), "10")
+	logGoSession(t, "sender", ep, s)
+}
+
+// The C peer dials, sends 100,000 messages of 8..256 bytes and closes,
+// dropping 10% of the datagrams each way; Go checks every message, in
+// order, exactly once, and sees ErrPeerClosed.
+func TestStreamCToGo(t *testing.T) {
+	ep := newEndpoint(t, nil)
+	p := startPeer(t, "-dial", portArg(ep), "-send", strconv.Itoa(streamN), "-size", "256", "-vary", "-close",
+		"-loss", streamLoss, "-seed", "2", "-max-time", "50")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s := accept(t, ctx, ep, p)
+	start := time.Now()
+	if err := recvStream(ctx, s, streamN, 256, true); err != nil {
+		t.Fatal(err)
+	}
+	el := time.Since(start)
+	if err := waitEnd(ctx, s); !errors.Is(err, reliable.ErrPeerClosed) {
+		t.Errorf("the session ended with %v, want ErrPeerClosed", err)
+	}
+	res := p.expectOK(t, 10*time.Second)
+	if num(res, "acked") != streamN || res["end"] != "closed" {
+		t.Errorf("C peer: %s of %d acknowledged, end=%s (want closed)", res["acked"], streamN, res["end"])
+	}
+	t.Logf("C->Go: %d messages in %v (%.0f msgs/s) through 10%% loss each way; C retransmitted %s frames (%s RTOs), srtt %sµs",
+		streamN, el.Round(time.Millisecond), streamN/el.Seconds(), res["retransmits"], res["rtos"], res["srtt_us"])
+	logGoSession(t, "receiver", ep, s)
+}
+
+// Go sends requests from 8 goroutines; the C peer (-echo) answers each
+// with its payload as a REPLY. 5% loss each way.
+func TestRequestGoToC(t *testing.T) {
+	const workers, per = 8, 500
+	ep := newEndpoint(t, nil)
+	p := startPeer(t, "-accept", "-echo", "-loss", "0.05", "-seed", "3", "-max-time", "50")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := ep.Dial(ctx, p.port, transport.CbID{})
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	errc := make(chan error, workers)
+	for w := range workers {
+		wg.Go(func() {
+			buf := make([]byte, 256)
+			for k := range per {
+				i := uint64(w*per+k) | reqBit
+				req := fillMsg(buf[:goLen(w*per+k)], i)
+				rep, err := s.Request(ctx, req)
+				if err != nil {
+					errc <- fmt.Errorf("request %d: %w", i&^reqBit, err)
+					return
+				}
+				if len(rep) != len(req) || !checkMsg(rep, i) {
+					errc <- fmt.Errorf("request %d: the reply (%d bytes) is not its echo", i&^reqBit, len(rep))
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Error(err)
+	}
+	el := time.Since(start)
+	if err := s.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	res := p.expectOK(t, 10*time.Second)
+	if num(res, "answered") != workers*per {
+		t.Errorf("the C peer answered %s requests, want %d", res["answered"], workers*per)
+	}
+	t.Logf("%d requests Go->C in %v (%.0f/s, 8 concurrent) through 5%% loss each way", workers*per, el.Round(time.Millisecond), workers*per/el.Seconds())
+	logGoSession(t, "requester", ep, s)
+}
+
+// The C peer sends 4000 pipelined requests; Go answers each with its
+// payload; the C peer checks every reply and matches it to its request.
+func TestRequestCToGo(t *testing.T) {
+	const n = 4000
+	ep := newEndpoint(t, nil)
+	p := startPeer(t, "-dial", portArg(ep), "-requests", strconv.Itoa(n), "-size", "200", "-vary", "-close",
+		"-loss", "0.05", "-seed", "4", "-max-time", "50")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s := accept(t, ctx, ep, p)
+	answered := 0
+	for done := false; !done; {
+		select {
+		case r := <-s.Requests():
+			i := uint64(answered) | reqBit
+			if !checkMsg(r.Data, i) || len(r.Data) != cLen(i, 200, true) {
+				t.Errorf("request %d (%d bytes) is not the C peer's request %d", answered, len(r.Data), answered)
+			}
+			if err := r.Reply(ctx, r.Data); err != nil {
+				t.Fatalf("Reply %d: %v", answered, err)
+			}
+			answered++
+		case <-s.Done():
+			done = true
+		case <-ctx.Done():
+			t.Fatalf("after %d requests: %v", answered, ctx.Err())
+		}
+	}
+	if err := s.Err(); !errors.Is(err, reliable.ErrPeerClosed) {
+		t.Errorf("the session ended with %v, want ErrPeerClosed", err)
+	}
+	if answered != n {
+		t.Errorf("Go answered %d requests, want %d", answered, n)
+	}
+	res := p.expectOK(t, 10*time.Second)
+	if num(res, "replies") != n {
+		t.Errorf("the C peer got %s replies, want %d", res["replies"], n)
+	}
+	logGoSession(t, "replier", ep, s)
+}
+
+// Graceful close by Go, on a channel other than the default: Close
+// returns nil once the C peer acknowledged the FIN; the C peer sees the
+// session end with the FIN after the last message.
+func TestCloseGoToC(t *testing.T) {
+	ep := newEndpoint(t, nil)
+	ch := transport.CbID{Idx: 0x1234abcd, Val: 7}
+	p := startPeer(t, "-accept", "-channel", "0x1234abcd:7", "-expect", "10")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := ep.Dial(ctx, p.port, ch)
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	if err := sendStream(ctx, s, 10); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := s.Close(); err != nil {
+		t.Errorf("Close: %v, want nil", err)
+	}
+	t.Logf("Close returned after %v", time.Since(start))
+	if err := s.Err(); !errors.Is(err, reliable.ErrClosed) {
+		t.Errorf("Err after Close: %v, want ErrClosed", err)
+	}
+	res := p.expectOK(t, 10*time.Second)
+	if res["end"] != "peer_closed" {
+		t.Errorf("C peer end=%s, want peer_closed", res["end"])
+	}
+}
+
+// Graceful close by the C peer: Go gets every message, then
+// ErrPeerClosed; the C peer's FIN is acknowledged (end=closed).
+func TestCloseCToGo(t *testing.T) {
+	ep := newEndpoint(t, nil)
+	p := startPeer(t, "-dial", portArg(ep), "-send", "10", "-close")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s := accept(t, ctx, ep, p)
+	if err := recvStream(ctx, s, 10, 128, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitEnd(ctx, s); !errors.Is(err, reliable.ErrPeerClosed) {
+		t.Errorf("the session ended with %v, want ErrPeerClosed", err)
+	}
+	res := p.expectOK(t, 10*time.Second)
+	if res["end"] != "closed" {
+		t.Errorf("C peer end=%s, want closed", res["end"])
+	}
+}
+
+// Both sides send, receive everything and close at about the same time:
+// each learns that the other holds everything it sent (Go's Close returns
+// nil, or ErrPeerClosed when the C peer's FIN came first, which the
+// document allows; the C peer ends closed or peer_closed with every message
+// acknowledged).
+func TestCloseSimultaneous(t *testing.T) {
+	const n = 2000
+	ep := newEndpoint(t, nil)
+	p := startPeer(t, "-dial", portArg(ep), "-send", strconv.Itoa(n), "-expect", strconv.Itoa(n), "-close")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s := accept(t, ctx, ep, p)
+	errc := make(chan error, 1)
+	go func() { errc <- sendStream(ctx, s, n) }()
+	if err := recvStream(ctx, s, n, 128, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil && !errors.Is(err, reliable.ErrPeerClosed) {
+		t.Errorf("Close: %v, want nil or ErrPeerClosed", err)
+	} else {
+		t.Logf("Go's Close: %v", err)
+	}
+	res := p.expectOK(t, 10*time.Second)
+	t.Logf("C peer end=%s", res["end"])
+}
+
+// Go aborts: the C peer sees the session reset (RST 1).
+func TestAbortGoToC(t *testing.T) {
+	ep := newEndpoint(t, nil)
+	p := startPeer(t, "-accept", "-expect", "10", "-want", "reset")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := ep.Dial(ctx, p.port, transport.CbID{})
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	if err := sendStream(ctx, s, 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	s.Abort()
+	if err := s.Err(); !errors.Is(err, reliable.ErrAborted) {
+		t.Errorf("Err after Abort: %v, want ErrAborted", err)
+	}
+	res := p.expectOK(t, 10*time.Second)
+	if res["end"] != "reset" {
+		t.Errorf("C peer end=%s, want reset", res["end"])
+	}
+}
+
+// The C peer aborts after its messages were acknowledged: Go delivers
+// them, then the session ends with ErrPeerReset.
+func TestAbortCToGo(t *testing.T) {
+	ep := newEndpoint(t, nil)
+	p := startPeer(t, "-dial", portArg(ep), "-send", "10", "-abort")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s := accept(t, ctx, ep, p)
+	if err := recvStream(ctx, s, 10, 128, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitEnd(ctx, s); !errors.Is(err, reliable.ErrPeerReset) {
+		t.Errorf("the session ended with %v, want ErrPeerReset", err)
+	}
+	res := p.expectOK(t, 10*time.Second)
+	if res["end"] != "aborted" {
+		t.Errorf("C peer end=%s, want aborted", res["end"])
+	}
+}
+
+// A C peer is killed (SIGKILL: no RST) and a new one starts on the same
+// port. The Go side's old session must end with a typed error (the new
+// process answers the old session's frames with RST 2, or its SYN has a
+// new epoch, or the kernel-stamped credentials changed: ErrPeerReset or
+// ErrPeerGone), and a new session with the new process must work.
+func TestPeerRestart(t *testing.T) {
+	// The C peer accepts: Go's next frame of the old session reaches the
+	// new process, which knows no such session.
+	t.Run("acceptor", func(t *testing.T) {
+		ep := newEndpoint(t, nil)
+		p1 := startPeer(t, "-accept", "-expect", "100", "-max-time", "30")
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		s1, err := ep.Dial(ctx, p1.port, transport.CbID{})
+		if err != nil {
+			t.Fatalf("Dial: %v", err)
+		}
+		if err := sendStream(ctx, s1, 100); err != nil {
+			t.Fatal(err)
+		}
+		if err := s1.Flush(ctx); err != nil {
+			t.Fatalf("Flush: %v", err)
+		}
+		p1.kill()
+		p2 := startPeer(t, "-accept", "-bind", strconv.FormatUint(uint64(p1.port), 10), "-expect", "100")
+		if p2.port != p1.port {
+			t.Fatalf("the new C peer bound port %d, want %d", p2.port, p1.port)
+		}
+		start := time.Now()
+		buf := make([]byte, 64)
+		for i := 0; s1.Err() == nil && time.Since(start) < 10*time.Second; i++ {
+			_ = s1.Send(ctx, fillMsg(buf, uint64(100+i)))
+			time.Sleep(10 * time.Millisecond)
+		}
+		err = s1.Err()
+		if !isOneOf(err, reliable.ErrPeerReset, reliable.ErrPeerGone) {
+			t.Fatalf("the old session: %v, want ErrPeerReset or ErrPeerGone", err)
+		}
+		t.Logf("the old session ended after %v: %v", time.Since(start).Round(time.Millisecond), err)
+		s2, err := ep.Dial(ctx, p2.port, transport.CbID{})
+		if err != nil {
+			t.Fatalf("Dial the new peer: %v", err)
+		}
+		if err := sendStream(ctx, s2, 100); err != nil {
+			t.Fatal(err)
+		}
+		if err := s2.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		res := p2.expectOK(t, 10*time.Second)
+		t.Logf("the new C peer answered %s frames of the old session with RST 2", res["rsts_sent"])
+	})
+	// The C peer dials: the new process dials again from the same port,
+	// with a new epoch.
+	t.Run("dialer", func(t *testing.T) {
+		ep := newEndpoint(t, nil)
+		p1 := startPeer(t, "-dial", portArg(ep), "-send", "100", "-max-time", "30")
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		s1 := accept(t, ctx, ep, p1)
+		if err := recvStream(ctx, s1, 100, 128, false); err != nil {
+			t.Fatal(err)
+		}
+		p1.kill()
+		start := time.Now()
+		p2 := startPeer(t, "-dial", portArg(ep), "-bind", strconv.FormatUint(uint64(p1.port), 10), "-send", "100", "-close")
+		s2 := accept(t, ctx, ep, p2)
+		select {
+		case <-s1.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatal("the old session did not end within 10s of the new peer's SYN")
+		}
+		if err := s1.Err(); !isOneOf(err, reliable.ErrPeerReset, reliable.ErrPeerGone) {
+			t.Errorf("the old session: %v, want ErrPeerReset or ErrPeerGone", err)
+		} else {
+			t.Logf("the old session ended after %v: %v", time.Since(start).Round(time.Millisecond), err)
+		}
+		if err := recvStream(ctx, s2, 100, 128, false); err != nil {
+			t.Fatal(err)
+		}
+		if err := waitEnd(ctx, s2); !errors.Is(err, reliable.ErrPeerClosed) {
+			t.Errorf("the new session ended with %v, want ErrPeerClosed", err)
+		}
+		p2.expectOK(t, 10*time.Second)
+	})
+}
+
+// The C peer damages every 7th frame it sends after computing its CRC
+// (the CRC, a payload byte or the DSN): Go drops each one, counts it, and
+// still delivers every message exactly once. The other way the C peer
+// damages its ACKs, and Go's stream still completes.
+func TestBadCRC(t *testing.T) {
+	t.Run("CToGo", func(t *testing.T) {
+		const n = 20000
+		ep := newEndpoint(t, nil)
+		p := startPeer(t, "-dial", portArg(ep), "-send", strconv.Itoa(n), "-size", "200", "-vary", "-close", "-bad-crc", "7")
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		s := accept(t, ctx, ep, p)
+		if err := recvStream(ctx, s, n, 200, true); err != nil {
+			t.Fatal(err)
+		}
+		if err := waitEnd(ctx, s); !errors.Is(err, reliable.ErrPeerClosed) {
+			t.Errorf("the session ended with %v, want ErrPeerClosed", err)
+		}
+		res := p.expectOK(t, 10*time.Second)
+		rej := ep.Stats().Rejected["checksum"]
+		if rej == 0 || rej != num(res, "corrupted") {
+			t.Errorf("Go counted %d frames with a bad checksum, the C peer damaged %s", rej, res["corrupted"])
+		}
+		t.Logf("the C peer damaged %s frames, Go rejected %d", res["corrupted"], rej)
+		logGoSession(t, "receiver", ep, s)
+	})
+	t.Run("GoToC", func(t *testing.T) {
+		const n = 20000
+		ep := newEndpoint(t, nil)
+		p := startPeer(t, "-accept", "-expect", strconv.Itoa(n), "-bad-crc", "7")
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		s, err := ep.Dial(ctx, p.port, transport.CbID{})
+		if err != nil {
+			t.Fatalf("Dial: %v", err)
+		}
+		if err := sendStream(ctx, s, n); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		res := p.expectOK(t, 10*time.Second)
+		t.Logf("the C peer damaged %s of its frames, Go rejected %d", res["corrupted"], ep.Stats().Rejected["checksum"])
+		logGoSession(t, "sender", ep, s)
+	})
+}
+
+// Before every 10th message the C peer sends, with a valid CRC but a
+// wrong epoch, in turn: a DATA with a bogus message at that message's
+// DSN, an ACK acknowledging more than Go has sent, an RST. Go must drop
+// them all (counted as "epoch"), deliver the real stream exactly, and the
+// session must survive.
+func TestBadEpoch(t *testing.T) {
+	const n = 20000
+	ep := newEndpoint(t, nil)
+	p := startPeer(t, "-dial", portArg(ep), "-send", strconv.Itoa(n), "-expect", "1000", "-close", "-bad-epoch", "10")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s := accept(t, ctx, ep, p)
+	errc := make(chan error, 1)
+	go func() { errc <- sendStream(ctx, s, 1000) }()
+	if err := recvStream(ctx, s, n, 128, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if err := waitEnd(ctx, s); !errors.Is(err, reliable.ErrPeerClosed) {
+		t.Errorf("the session ended with %v, want ErrPeerClosed", err)
+	}
+	res := p.expectOK(t, 10*time.Second)
+	rej := ep.Stats().Rejected["epoch"]
+	if rej == 0 || rej != num(res, "forged") {
+		t.Errorf("Go rejected %d frames for their epoch, the C peer forged %s", rej, res["forged"])
+	}
+	t.Logf("the C peer forged %s frames, Go rejected %d for their epoch and answered with %d RSTs, which the C peer dropped (%s frames with a wrong epoch)",
+		res["forged"], rej, ep.Stats().ResetsSent, res["epoch_bad"])
+}
+
+// An idle session stays open while each side answers the other's
+// keepalive PINGs with ACK, then closes. In "CPings" the C peer probes
+// every 300ms and would declare Go dead after 1.5s of silence; in
+// "GoPings" Go does (Config.KeepAlive, DeadPeerTimeout) and the C peer
+// probes rarely. Both idle for 3.5s.
+func TestKeepalive(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		cfg   *reliable.Config
+		cArgs []string
+	}{
+		{"CPings", nil, []string{"-keepalive", "300"}},
+		{"GoPings", &reliable.Config{KeepAlive: 300 * time.Millisecond, DeadPeerTimeout: 1500 * time.Millisecond}, []string{"-keepalive", "5000"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ep := newEndpoint(t, tc.cfg)
+			p := startPeer(t, append([]string{"-dial", portArg(ep), "-send", "10", "-idle", "3.5", "-close"}, tc.cArgs...)...)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			s := accept(t, ctx, ep, p)
+			if err := recvStream(ctx, s, 10, 128, false); err != nil {
+				t.Fatal(err)
+			}
+			if err := waitEnd(ctx, s); !errors.Is(err, reliable.ErrPeerClosed) {
+				t.Errorf("the session ended with %v, want ErrPeerClosed", err)
+			}
+			res := p.expectOK(t, 20*time.Second)
+			if tc.name == "CPings" && num(res, "pings") == 0 {
+				t.Errorf("the C peer sent no keepalive PING in 3.5s idle")
+			}
+			t.Logf("the C peer sent %s PINGs while idle; Go endpoint received %d datagrams", res["pings"], ep.Stats().DatagramsReceived)
+		})
+	}
+}
+
+// The C peer stops (SIGSTOP) with its socket open: nothing answers, so
+// the Go session ends with ErrPeerGone after the dead-peer timeout (5s).
+func TestDeadPeer(t *testing.T) {
+	ep := newEndpoint(t, nil)
+	p := startPeer(t, "-dial", portArg(ep), "-send", "10")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s := accept(t, ctx, ep, p)
+	if err := recvStream(ctx, s, 10, 128, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	select {
+	case <-s.Done():
+	case <-time.After(15 * time.Second):
+		t.Fatal("the session did not end within 15s of the peer stopping")
+	}
+	el := time.Since(start)
+	if err := s.Err(); !errors.Is(err, reliable.ErrPeerGone) {
+		t.Errorf("the session ended with %v, want ErrPeerGone", err)
+	}
+	if el < 4*time.Second || el > 8*time.Second {
+		t.Errorf("the session ended %v after the peer stopped, want about 5s (keepalive 1s, dead-peer timeout 5s)", el)
+	}
+	t.Logf("the session ended %v after the peer stopped: %v", el.Round(time.Millisecond), s.Err())
+}
