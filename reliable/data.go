@@ -4,6 +4,7 @@ package reliable
 // received frames through the reorder buffer to the application.
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/cnlink/cnlink/transport"
@@ -14,7 +15,13 @@ import (
 // onData accepts a Data or Reply frame whose stream number is dsn.
 func (e *Endpoint) onData(s *Session, dsn uint32, f *wire.Parsed, now time.Duration) {
 	if len(f.Body) > e.cfg.MaxMessage {
+		// The peer ignores the max_message we announced. Dropping the
+		// message would stall the stream at its DSN for good (it can
+		// never be acknowledged): end the session, and tell the peer why.
 		e.reject(rejectTooLarge)
+		e.sendRst(s, wire.RstProtocol, now)
+		e.fail(s, ErrProtocol, fmt.Errorf("it sent a %d-byte message at DSN %d; the limit we announced is %d bytes", len(f.Body), dsn, e.cfg.MaxMessage))
+		s.rstReason = wire.RstProtocol
 		return
 	}
 	// Enforce the credit we advertise: whatever a peer sends, the reorder
@@ -56,7 +63,7 @@ func (e *Endpoint) onData(s *Session, dsn uint32, f *wire.Parsed, now time.Durat
 // deliverItem routes one in-order item: a reply to its waiting Request,
 // a FIN to the end of the session, data and requests to the pump.
 func (e *Endpoint) deliverItem(s *Session, it rxItem, now time.Duration) {
-	if it.flags&wire.FlagFin != 0 {
+	if it.flags&wire.FlagFin != 0 && wire.Type(it.typ) == wire.TypeData {
 		// The session ends here: onData pops nothing after it, so
 		// whatever a peer sends beyond its FIN is never delivered.
 		e.onFin(s, now)

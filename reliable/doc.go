@@ -92,6 +92,8 @@
 //	                                                   holds the peer's port, or another process
 //	                                                   does (credentials changed)
 //	ErrPeerReset        Err, any session call, Dial    the peer aborted, restarted or refused
+//	ErrProtocol         Err, any session call          the peer broke the protocol (a message over
+//	                                                   our MaxMessage); it was sent RST 6
 //	ErrTimeout          Dial, Close                    handshake or graceful close not finished in
 //	                                                   time (Dial's also matches
 //	                                                   context.DeadlineExceeded)

@@ -150,6 +150,8 @@ func rstReason(r uint32) error {
 		return errors.New("peer rejected the handshake parameters")
 	case wire.RstEndpointGo:
 		return errors.New("peer endpoint closed")
+	case wire.RstProtocol:
+		return errors.New("peer saw a protocol violation from us")
 	}
 	return fmt.Errorf("peer reset (reason %d)", r)
 }

@@ -27,6 +27,11 @@ var (
 	// ErrPeerReset: the peer aborted, restarted, refused the session, or
 	// does not know it (a new process on the same port).
 	ErrPeerReset = errors.New("cnlink: session reset by peer")
+	// ErrProtocol: the peer broke the protocol in a way the session cannot
+	// recover from (it sent a message larger than the max_message we
+	// announced); we sent it RST 6. A bug in the peer, not a network
+	// condition: retrying with the same peer will fail again.
+	ErrProtocol = errors.New("cnlink: protocol violation by the peer")
 	// ErrMessageTooLarge: the message exceeds the session's maximum size.
 	ErrMessageTooLarge = errors.New("cnlink: message too large")
 	// ErrTimeout: a handshake or graceful close did not finish in time.

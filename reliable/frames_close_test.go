@@ -2,7 +2,7 @@ package reliable
 
 // Frame-level tests of the end of sessions: the peer's FIN, our Close,
 // time-wait, RST in each state, Abort and Endpoint.Close (PROTOCOL.md
-// §4.9-4.10, semantics "Close, FIN, end of session"). See
+// §9-10, semantics "Close, FIN, end of session"). See
 // frames_harness_test.go for the harness.
 
 import (
@@ -627,7 +627,7 @@ func TestFramesCloseAbandonsReceiveSide(t *testing.T) {
 }
 
 // In time-wait an ACK with STATUS_REQ (the peer overran and may have lost
-// our last ACK) is answered with an ACK, as PROTOCOL.md §4.6 requires of
+// our last ACK) is answered with an ACK, as PROTOCOL.md §7.2 and §9.5 require of
 // any STATUS_REQ.
 func TestFramesCloseTimeWaitStatusReq(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {

@@ -1,7 +1,7 @@
 package reliable
 
 // Frame-level tests of the data path: acknowledgements, SACK, DSACK, flow
-// control, epochs, probes and retransmission (PROTOCOL.md §3, §4.2-4.7).
+// control, epochs, probes and retransmission (PROTOCOL.md §3, §6-8).
 // See frames_harness_test.go for the harness.
 
 import (
@@ -380,25 +380,6 @@ func TestFramesDataWindowUpdate(t *testing.T) {
 	})
 }
 
-// A message larger than the endpoint's MaxMessage violates the handshake:
-// it is dropped and counted, and neither delivered nor acknowledged.
-func TestFramesDataTooLarge(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		tc := newTestConn(t, &Config{Window: 16, MaxMessage: 100})
-		s := tc.acceptSession()
-		P, Q := tc.peerSyn.Epoch, tc.peerSyn.ISN
-		tc.write(tc.data(Q, string(make([]byte, 101))))
-		tc.wantIdle("an oversized DATA is not acknowledged")
-		if n := tc.ep.Stats().Rejected["too_large"]; n != 1 {
-			t.Errorf("Rejected[too_large] = %d, want 1", n)
-		}
-		tc.write(tc.data(Q, string(make([]byte, 100))))
-		tc.wantFrame("MaxMessage bytes are fine", wire.TypeAck, hasSeq(Q), hasAck(P+1), hasCum(Q+1))
-		if m, ok := tc.recvNow(s); !ok || len(m) != 100 {
-			t.Fatalf("got %d bytes, %v; want the 100-byte message", len(m), ok)
-		}
-	})
-}
 
 // A frame whose CRC does not match is dropped and counted, never
 // acknowledged; the other frames of its datagram are processed. Unknown
@@ -628,5 +609,53 @@ func TestFramesDataRstRateLimited(t *testing.T) {
 		tc.advance(time.Second)
 		tc.write(tc.data(7, "x"))
 		tc.wantFrame("the budget is back", wire.TypeRst, hasReason(wire.RstNoSession))
+	})
+}
+
+// A message above the max_message we announced can never be
+// acknowledged: the session ends with ErrProtocol and the peer gets RST 6
+// (seq = our cumulative ack - 1, ack = its epoch + 1); what came before
+// is still delivered.
+func TestFramesDataTooLargeEndsSession(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tc := newTestConn(t, &Config{MaxMessage: 16})
+		s := tc.acceptSession()
+		P, Q := tc.peerSyn.Epoch, tc.peerSyn.ISN
+		// MaxMessage bytes are fine.
+		tc.write(tc.data(Q, "sixteen bytes!!!"))
+		tc.wantFrame("ACK", wire.TypeAck, hasCum(Q+1))
+		tc.write(tc.data(Q+1, "ok"), tc.data(Q+2, "seventeen bytes!!"))
+		tc.wantFrame("RST 6 (the session is over: no ACK)", wire.TypeRst, hasSeq(Q+1), hasAck(P+1), hasReason(wire.RstProtocol))
+		tc.wantIdle("one RST")
+		tc.wantRecv(s, "sixteen bytes!!!", "ok")
+		if err := s.Err(); !errors.Is(err, ErrProtocol) {
+			t.Fatalf("Err = %v, want ErrProtocol", err)
+		}
+		if r := tc.ep.Stats().Rejected["too_large"]; r != 1 {
+			t.Errorf("Rejected[too_large] = %d, want 1 (%v)", r, tc.ep.Stats().Rejected)
+		}
+		// Reset-wait answers the peer's retransmission with the same reason.
+		tc.write(tc.data(Q+2, "seventeen bytes!!"))
+		tc.wantFrame("RST 6 again", wire.TypeRst, hasSeq(Q+2), hasAck(P+1), hasReason(wire.RstProtocol))
+	})
+}
+
+// REQUEST and FIN mean nothing on a REPLY: a REPLY with FIN set is a
+// reply like any other (it does not end the session).
+func TestFramesReplyFinIgnored(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tc := newTestConn(t, nil)
+		s := tc.acceptSession()
+		Q := tc.peerSyn.ISN
+		tc.write(tc.data(Q, "a"))
+		tc.wantFrame("ACK", wire.TypeAck, hasCum(Q+1))
+		// A REPLY answering nothing, with FIN: takes its DSN, ends nothing.
+		r := tcOut{f: wire.Frame{ID: tc.ch, Seq: 12345, Ack: tc.epEpoch + 1, Type: wire.TypeReply, Arg: Q + 1, Flags: wire.FlagFin}, payload: []byte("r")}
+		tc.write(r, tc.data(Q+2, "b"))
+		tc.wantFrame("ACK of both", wire.TypeAck, hasCum(Q+3))
+		tc.wantRecv(s, "a", "b")
+		if tc.isDone(s) {
+			t.Fatalf("a REPLY with FIN ended the session: %v", s.Err())
+		}
 	})
 }

@@ -1,6 +1,6 @@
 package reliable
 
-// Frame-level tests of session opening (PROTOCOL.md §4.1, semantics
+// Frame-level tests of session opening (PROTOCOL.md §5, semantics
 // "Opening"). See frames_harness_test.go for the harness.
 
 import (
@@ -256,6 +256,9 @@ func TestFramesHandshakeBadParamsRst4(t *testing.T) {
 		{"window 0", func(s *wire.Syn) { s.Window = 0 }},
 		{"max_message 0", func(s *wire.Syn) { s.MaxMessage = 0 }},
 		{"max_datagram too small", func(s *wire.Syn) { s.MaxDatagram = 16 }},
+		// One byte short of a SYNACK frame (68): the answer could not
+		// reach the dialer whole.
+		{"max_datagram below a SYNACK", func(s *wire.Syn) { s.MaxDatagram = 67 }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -509,4 +512,44 @@ func TestFramesHandshakeDialDuringTimeWait(t *testing.T) {
 		tc.wantIdle("nothing else")
 		tc.wantRecv(s)
 	})
+}
+
+// A SYNACK with unusable limits fails the Dial at once with ErrPeerReset
+// and tells the acceptor (whose session is open) with RST 4; a SYNACK
+// whose max_datagram is exactly one SYNACK frame is fine.
+func TestFramesHandshakeSynAckBadParams(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		edit func(*wire.Syn)
+		ok   bool
+	}{
+		{"window 0", func(s *wire.Syn) { s.Window = 0 }, false},
+		{"max_message 0", func(s *wire.Syn) { s.MaxMessage = 0 }, false},
+		{"max_datagram below a SYNACK", func(s *wire.Syn) { s.MaxDatagram = 67 }, false},
+		{"max_datagram of one SYNACK", func(s *wire.Syn) { s.MaxDatagram = 68 }, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				tc := newTestConn(t, nil)
+				d := tc.startDial(context.Background())
+				tc.learn(tc.wantFrame("Dial sends a SYN", wire.TypeSyn))
+				c.edit(&tc.peerSyn)
+				tc.write(tc.synAck())
+				s, err := d.result()
+				if c.ok {
+					if err != nil {
+						t.Fatalf("Dial: %v", err)
+					}
+					tc.wantIdle("nothing to say yet")
+					_ = s
+					return
+				}
+				if !errors.Is(err, ErrPeerReset) {
+					t.Fatalf("Dial: %v, want ErrPeerReset", err)
+				}
+				tc.wantFrame("RST 4 to the acceptor", wire.TypeRst, hasSeq(tc.epISN), hasAck(tc.peerSyn.Epoch+1), hasReason(wire.RstBadHandsh))
+				tc.wantIdle("one RST")
+			})
+		})
+	}
 }

@@ -671,6 +671,7 @@ func tcRstName(r uint32) string {
 	names := map[uint32]string{
 		wire.RstAbort: "abort", wire.RstNoSession: "no-session", wire.RstRefused: "refused",
 		wire.RstBadHandsh: "bad-handshake", wire.RstEndpointGo: "endpoint-closing",
+		wire.RstProtocol: "protocol-violation",
 	}
 	if n, ok := names[r]; ok {
 		return fmt.Sprintf("%d(%s)", r, n)

@@ -1,6 +1,6 @@
 package reliable
 
-// Frame-level tests of request/reply (PROTOCOL.md §4.8). See
+// Frame-level tests of request/reply (PROTOCOL.md §6.6). See
 // frames_harness_test.go for the harness.
 
 import (

@@ -40,7 +40,8 @@ import (
 // DSNs B then acknowledges before A sent them), to acknowledge for A what
 // A never received (ACK: "rev" taint), and to end the session (RST, FIN,
 // a SYN with a new epoch, which needs no epoch at all, a SYNACK with
-// another epoch: "end" taint). The invariants:
+// another epoch, a message above B's max_message, which B answers with
+// RST 6: "end" taint). The invariants:
 //
 //   - nothing panics, nothing hangs (every wait is bounded in synthetic
 //     time; the bubble reports deadlocks) and nothing leaks (synctest and
@@ -59,7 +60,7 @@ import (
 //     returns nil and B ends with ErrPeerClosed; without "rev" (and "end")
 //     taint all of B's stream reaches A's application;
 //   - with taint, a session that ends does so with ErrPeerReset,
-//     ErrPeerGone or ErrPeerClosed (A's Close may also return ErrTimeout),
+//     ErrPeerGone, ErrPeerClosed or ErrProtocol (A's Close may also return ErrTimeout),
 //     within bounded synthetic time;
 //   - once Done is closed, Received == Delivered + Undelivered, B's
 //     Delivered is what its application read, and only forged REPLYs
@@ -712,8 +713,14 @@ func (r *fuzzRun) classify(dg []byte) {
 			if syn, err := wire.ParseSyn(f.Body); err == nil && f.Ack == realB1 && syn.Epoch != realA {
 				taint(&r.tEnd, "SYNACK with another epoch")
 			}
-		case wire.TypeData:
-			if f.Ack == realA && len(f.Body) <= fuzzMaxMsg {
+		case wire.TypeData, wire.TypeReply:
+			authentic := f.Header.Type == wire.TypeData && f.Ack == realA || f.Header.Type == wire.TypeReply && f.Ack == realB1
+			if authentic && len(f.Body) > fuzzMaxMsg {
+				// Above the max_message B announced: B ends the
+				// session with RST 6 (ErrProtocol).
+				taint(&r.tEnd, "message over max_message")
+			}
+			if f.Header.Type == wire.TypeData && f.Ack == realA && len(f.Body) <= fuzzMaxMsg {
 				k := forgedData
 				switch {
 				case f.Header.Flags&wire.FlagFin != 0:
@@ -725,15 +732,9 @@ func (r *fuzzRun) classify(dg []byte) {
 				taint(&r.tFwd, "DATA")
 				r.addForged(f.Body, f.Seq, k)
 			}
-		case wire.TypeReply:
-			if f.Ack == realB1 && len(f.Body) <= fuzzMaxMsg {
+			if f.Header.Type == wire.TypeReply && f.Ack == realB1 && len(f.Body) <= fuzzMaxMsg {
+				// FIN means nothing on a REPLY (PROTOCOL.md §2).
 				taint(&r.tFwd, "REPLY")
-				if f.Header.Flags&wire.FlagFin != 0 {
-					// The FIN flag ends the stream whatever the type.
-					taint(&r.tEnd, "FIN")
-					r.addForged(f.Body, f.Header.Arg, forgedFin)
-					break
-				}
 				r.addForged(f.Body, f.Header.Arg, forgedReply)
 				r.replies[int(int32(f.Header.Arg-r.va.myISN))] = true
 			}
@@ -929,7 +930,7 @@ func (r *fuzzRun) finish() {
 	}
 	for _, s := range []*Session{r.sa, r.sb} {
 		if err := s.Err(); err != nil && !isPeerEnd(err) {
-			r.fatalf("session ended with %v: not ErrPeerReset, ErrPeerGone or ErrPeerClosed", err)
+			r.fatalf("session ended with %v: not ErrPeerReset, ErrPeerGone, ErrPeerClosed or ErrProtocol", err)
 		}
 	}
 
@@ -1012,7 +1013,7 @@ func (r *fuzzRun) finish() {
 var fuzzTrace = os.Getenv("CNLINK_FUZZ_TRACE") != ""
 
 func isPeerEnd(err error) bool {
-	return errors.Is(err, ErrPeerReset) || errors.Is(err, ErrPeerGone) || errors.Is(err, ErrPeerClosed)
+	return errors.Is(err, ErrPeerReset) || errors.Is(err, ErrPeerGone) || errors.Is(err, ErrPeerClosed) || errors.Is(err, ErrProtocol)
 }
 
 // fuzzEndpointSeeds are inputs that reach the interesting states at once.

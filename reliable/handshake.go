@@ -79,7 +79,7 @@ func (e *Endpoint) onSyn(k key, s *Session, f *wire.Parsed, now time.Duration) {
 		e.sendRstTo(k.port, k.ch, f.Seq, f.Ack+1, wire.RstRefused)
 		return
 	}
-	if syn.Window == 0 || syn.MaxMessage == 0 || int(syn.MaxDatagram) < transport.FrameLen(wire.HeaderLen+1) {
+	if !synParamsValid(syn) {
 		e.reject(rejectMalformed)
 		e.sendRstTo(k.port, k.ch, f.Seq, f.Ack+1, wire.RstBadHandsh)
 		return
@@ -98,7 +98,7 @@ func (e *Endpoint) onSyn(k key, s *Session, f *wire.Parsed, now time.Duration) {
 
 // openSimultaneous completes a dialed session from the peer's own SYN.
 func (e *Endpoint) openSimultaneous(s *Session, f *wire.Parsed, syn wire.Syn, now time.Duration) {
-	if syn.Window == 0 || syn.MaxMessage == 0 || int(syn.MaxDatagram) < transport.FrameLen(wire.HeaderLen+1) {
+	if !synParamsValid(syn) {
 		// As on the accepting path: RST 4, and this Dial cannot succeed.
 		e.reject(rejectMalformed)
 		e.sendRstTo(s.key.port, s.key.ch, f.Seq, f.Ack+1, wire.RstBadHandsh)
@@ -113,6 +113,17 @@ func (e *Endpoint) openSimultaneous(s *Session, f *wire.Parsed, syn wire.Syn, no
 		s.dialDone = nil
 	}
 	e.touchSession(s)
+}
+
+// minPeerDatagram is the smallest max_datagram a peer may announce: one
+// SYNACK frame (PROTOCOL.md §5.2), which also holds an ACK without SACK
+// ranges and a DATA frame of a few bytes.
+var minPeerDatagram = transport.FrameLen(wire.HeaderLen + wire.SynLen)
+
+// synParamsValid reports whether a peer's SYN or SYNACK announces limits
+// a session can work with (PROTOCOL.md §5.2: otherwise RST 4).
+func synParamsValid(syn wire.Syn) bool {
+	return syn.Window != 0 && syn.MaxMessage != 0 && int(syn.MaxDatagram) >= minPeerDatagram
 }
 
 // synBody is what this side tells the peer in SYN and SYNACK.
@@ -150,9 +161,17 @@ func (e *Endpoint) sendSyn(s *Session, now time.Duration) {
 // onSynAck completes a dialed session (the caller checked seq and ack).
 func (e *Endpoint) onSynAck(s *Session, f *wire.Parsed, now time.Duration) {
 	syn, err := wire.ParseSyn(f.Body)
-	if err != nil || syn.Epoch == 0 || syn.Window == 0 || syn.MaxMessage == 0 ||
-		int(syn.MaxDatagram) < transport.FrameLen(wire.HeaderLen+1) {
+	if err != nil || syn.Epoch == 0 {
 		e.reject(rejectMalformed)
+		return
+	}
+	if !synParamsValid(syn) {
+		// An acceptor whose limits we cannot work with: tell it (its
+		// session is open) and fail the Dial now rather than at its
+		// deadline.
+		e.reject(rejectMalformed)
+		e.sendRstTo(s.key.port, s.key.ch, f.Seq, syn.Epoch+1, wire.RstBadHandsh)
+		e.fail(s, ErrPeerReset, errors.New("the peer's SYNACK has invalid parameters"))
 		return
 	}
 	s.lastHeard = now

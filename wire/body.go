@@ -102,4 +102,5 @@ const (
 	RstRefused    uint32 = 3 // the receiver does not accept sessions
 	RstBadHandsh  uint32 = 4 // incompatible handshake parameters
 	RstEndpointGo uint32 = 5 // the peer's endpoint is closing
+	RstProtocol   uint32 = 6 // the peer broke the protocol (e.g. a message over max_message)
 )

@@ -12,7 +12,7 @@ import (
 	"github.com/cnlink/cnlink/transport"
 )
 
-// The example of docs/PROTOCOL.md §5, byte for byte.
+// The DATA example of docs/PROTOCOL.md §14.3, byte for byte, with the CRC computed independently of the encoder.
 func TestProtocolExample(t *testing.T) {
 	if binary.NativeEndian.Uint16([]byte{1, 0}) != 1 {
 		t.Skip("the documented example is little-endian")
