@@ -380,7 +380,6 @@ func TestFramesDataWindowUpdate(t *testing.T) {
 	})
 }
 
-
 // A frame whose CRC does not match is dropped and counted, never
 // acknowledged; the other frames of its datagram are processed. Unknown
 // types are dropped; unknown flags are ignored.
