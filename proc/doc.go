@@ -5,7 +5,9 @@
 // Listen subscribes a NETLINK_CONNECTOR socket and returns a Monitor whose
 // Events channel carries fork, exec, uid, gid, sid, ptrace, comm,
 // coredump and exit events, decoded from the kernel's struct proc_event
-// (include/uapi/linux/cn_proc.h). Other programs that use this connector
+// (include/uapi/linux/cn_proc.h). Exec events also carry the command
+// name, which the kernel does not send: the Monitor reads /proc/PID/comm
+// the moment the event arrives (Event.Comm, best effort). Other programs that use this connector
 // miss events silently: when the socket's queue overflows, the kernel
 // drops events and reports ENOBUFS once, and most readers either stop or
 // carry on as if nothing happened. A Monitor turns every loss into an
@@ -21,8 +23,10 @@
 // per-CPU counter and multicasts it to every listener, so Listen matches
 // answers by ack and type alone, with a fresh random ack per request, and
 // ignores answers to other processes. The kernel ignores requests from
-// outside the initial user and pid namespaces: Listen then fails with
-// ErrNoAnswer. Close sends PROC_CN_MCAST_IGNORE, which keeps the kernel's
+// outside the initial user and pid namespaces without answering; Listen
+// detects that case from /proc/self/ns before it sends anything and fails
+// at once with a *NamespaceError (matching ErrNotInitialNamespace and
+// ErrNoAnswer), and otherwise, after its probe budget, with ErrNoAnswer. Close sends PROC_CN_MCAST_IGNORE, which keeps the kernel's
 // count of listeners right.
 //
 // Config.Events selects event types. By default the Monitor filters

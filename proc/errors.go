@@ -16,8 +16,15 @@ var (
 	// however often it was sent. cn_proc silently ignores requests from
 	// outside the initial user and pid namespaces (containers), and a
 	// kernel without CONFIG_PROC_EVENTS has nobody listening on 1:1.
+	// Listen detects the namespace case up front and fails at once with
+	// a *NamespaceError, which matches this error too.
 	ErrNoAnswer = errors.New("cnlink/proc: no answer from the proc connector to PROC_CN_MCAST_LISTEN " +
 		"(kernel without CONFIG_PROC_EVENTS, or process outside the initial user and pid namespaces?)")
+
+	// ErrNotInitialNamespace: the process is outside the initial user or
+	// pid namespace, where the kernel ignores subscriptions (see
+	// NamespaceError). Errors matching it also match ErrNoAnswer.
+	ErrNotInitialNamespace = errors.New("cnlink/proc: not in the initial user and pid namespaces")
 
 	// ErrFilterUnsupported: Config.KernelFilter was set but the kernel
 	// ignores the filtered subscription (struct proc_input), which

@@ -212,7 +212,7 @@ var ErrShortEvent = errors.New("cnlink/proc: payload shorter than the proc_event
 // Which fields are set depends on Kind; the rest are zero:
 //
 //	Fork      PID/TID of the child, ParentPID/ParentTID
-//	Exec      PID/TID
+//	Exec      PID/TID, Comm (read from /proc by a Monitor; see Comm)
 //	UID, GID  PID/TID, RealID, EffectiveID
 //	SID       PID/TID
 //	Ptrace    PID/TID, TracerPID/TracerTID (zero on detach)
@@ -252,7 +252,16 @@ type Event struct {
 	// signal sent to the parent (SIGCHLD for a process, -1 as uint32 for
 	// a thread).
 	ExitCode, ExitSignal uint32
-	// Comm is the new command name, NUL padded (see CommString).
+	// Comm is a command name, NUL padded (see CommString). For KindComm
+	// it is the new name, from the kernel's event. For KindExec the
+	// kernel sends no name: a Monitor on a kernel socket reads
+	// /proc/PID/comm as soon as its reader has decoded the event, before
+	// it queues the event, so that short-lived processes are caught. This
+	// is best effort: Comm is empty when the process was already reaped
+	// (or /proc is not mounted, or Config.NoExecComm is set), and in the
+	// rare case that the process exec'd again, or exited and its PID was
+	// reused, before the read, it is the newer name. Decode never sets it
+	// for KindExec.
 	Comm [CommLen]byte
 
 	// Ack is cn_msg.ack; Err is the errno in the kernel's answer to a
@@ -284,6 +293,9 @@ func (e Event) String() string {
 	case KindFork:
 		return fmt.Sprintf("fork parent=%d/%d child=%d/%d", e.ParentPID, e.ParentTID, e.PID, e.TID)
 	case KindExec:
+		if e.Comm[0] != 0 {
+			return fmt.Sprintf("exec pid=%d/%d comm=%q", e.PID, e.TID, e.CommString())
+		}
 		return fmt.Sprintf("exec pid=%d/%d", e.PID, e.TID)
 	case KindUID, KindGID:
 		return fmt.Sprintf("%v pid=%d/%d real=%d effective=%d", e.Kind, e.PID, e.TID, e.RealID, e.EffectiveID)

@@ -77,6 +77,12 @@ type Config struct {
 	// as transport.Conn and memnet.Conn have.
 	MaxReadBuffer int
 
+	// NoExecComm turns off reading the command name of exec events (see
+	// Event.Comm): one open and read of /proc/PID/comm per exec event, on
+	// the reader's path. Set it when exec storms must cost nothing more
+	// than the kernel's events.
+	NoExecComm bool
+
 	// Probe paces the retransmission of the subscription request until
 	// the kernel answers; Listen fails with ErrNoAnswer when it gives up.
 	// Nil means retry.ProbeConfig() (10 ms doubling to 1 s, giving up
@@ -152,6 +158,10 @@ type Monitor struct {
 	port    uint32
 	gaps    bool // per-CPU sequence gaps mean loss (no kernel filter)
 	maxRead int  // growth cap, <= 0 for none
+	// procRoot is where exec events' command names are read
+	// (procRoot/PID/comm): "/proc" on a kernel socket, "" for none (a
+	// memnet kernel's PIDs are not this machine's).
+	procRoot string
 
 	events chan Event
 	acks   chan ackMsg   // reader to subscriber: every PROC_EVENT_NONE
@@ -213,6 +223,16 @@ func Listen(ctx context.Context, cfg Config) (*Monitor, error) {
 		return nil, err
 	}
 	tr := cfg.Transport
+	if _, real := tr.(*transport.Conn); tr == nil || real {
+		// The real kernel: it ignores requests from other namespaces
+		// without a word, so find out before asking.
+		if err := checkNamespaces("/proc"); err != nil {
+			if tr != nil {
+				_ = tr.Close()
+			}
+			return nil, err
+		}
+	}
 	if tr == nil {
 		c, err := transport.Open(transport.Config{
 			Groups:        []uint32{Group},
@@ -277,6 +297,9 @@ func newMonitor(cfg Config, tr transport.Transport) *Monitor {
 	}
 	if m.maxRead == 0 {
 		m.maxRead = DefaultMaxReadBuffer
+	}
+	if _, real := tr.(*transport.Conn); real && !cfg.NoExecComm {
+		m.procRoot = "/proc"
 	}
 	m.live.Store(2)
 	if rb, ok := tr.(readBufferer); ok {
@@ -557,6 +580,11 @@ func (m *Monitor) handle(f *transport.Frame) {
 	}
 	if ev.Kind == KindUnknown {
 		m.st.unknown.Add(1)
+	}
+	if ev.Kind == KindExec && m.procRoot != "" {
+		// At once, before anything else can wait: a short-lived process
+		// is gone (reaped) within microseconds of its exec.
+		readComm(m.procRoot, ev.PID, &ev.Comm)
 	}
 	m.push(ev)
 }
