@@ -127,7 +127,10 @@ func (e *Endpoint) endSession(s *Session, err *SessionError, timeWait bool, now 
 		s.dialDone = nil
 	}
 	s.handToPump()
-	s.endPump()
+	// Done closes after this turn's datagrams left (endPumps): an
+	// application that exits as soon as Done closes must not take with it
+	// the ACK of the peer's FIN, or the peer's Close fails.
+	e.ended = append(e.ended, s)
 	switch {
 	case timeWait:
 		s.state = stateTimeWait

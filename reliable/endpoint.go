@@ -50,8 +50,9 @@ type Endpoint struct {
 	// Owner-only state.
 	sessions  map[key]*Session
 	outs      map[uint32]*outBuf
-	pending   []*outBuf // outBufs with bytes to send at the end of the turn
-	busyOuts  []*outBuf // outBufs waiting after EAGAIN
+	pending   []*outBuf  // outBufs with bytes to send at the end of the turn
+	ended     []*Session // sessions that ended this turn: Done closes after the flush
+	busyOuts  []*outBuf  // outBufs waiting after EAGAIN
 	timers    timerHeap
 	acks      []*Session // sessions owing an Ack this turn
 	readyLoc  []*Session
@@ -371,6 +372,7 @@ func (e *Endpoint) run() {
 		e.serviceReady(now)
 		e.fireTimers(now)
 		e.flushAll(now)
+		e.endPumps()
 		next := e.timers.earliest()
 		for _, o := range e.busyOuts {
 			next = min(next, o.retryAt)
@@ -499,6 +501,25 @@ func (e *Endpoint) fireTimers(now time.Duration) {
 }
 
 // flushAll sends every coalesced datagram of this turn.
+// endPumps tells the pumps of the sessions that ended in this turn that
+// nothing more comes, once the turn's datagrams were sent: their Done
+// closes when they have delivered what they hold. A session that ended
+// normally (time-wait) whose last datagram a busy peer (EAGAIN) holds
+// back waits until it leaves, or until its time-wait ends: that datagram
+// holds the ACK of the peer's FIN.
+func (e *Endpoint) endPumps() {
+	keep := e.ended[:0]
+	for _, s := range e.ended {
+		if s.state == stateTimeWait && s.out.busy && s.out.refused == nil && len(s.out.buf) > 0 {
+			keep = append(keep, s)
+			continue
+		}
+		s.endPump()
+	}
+	clear(e.ended[len(keep):])
+	e.ended = keep
+}
+
 func (e *Endpoint) flushAll(now time.Duration) {
 	for _, o := range e.pending {
 		o.queued = false
@@ -618,6 +639,11 @@ func (e *Endpoint) shutdown() {
 	for _, s := range e.sessions {
 		e.remove(s)
 	}
+	e.flushAll(now)
+	for _, s := range e.ended {
+		s.endPump()
+	}
+	e.ended = nil
 	if e.acceptQ != nil {
 		for {
 			select {

@@ -19,7 +19,11 @@ type outBuf struct {
 	queued  bool // listed in Endpoint.pending
 	busy    bool // the peer's queue was full (EAGAIN): wait for retryAt
 	retryAt time.Duration
-	sched   *retry.Schedule
+	// refused holds the sessions to fail at retryAt because no socket
+	// held the port (ECONNREFUSED), and the error; see refusedGrace.
+	refused    []*Session
+	refusedErr error
+	sched      *retry.Schedule
 	// sessions using this port, to resume them after a busy spell and to
 	// fail them when the port is gone.
 	sessions []*Session
@@ -49,6 +53,9 @@ func (e *Endpoint) touch(o *outBuf) {
 // flushOut sends o's datagram. EAGAIN keeps it and arms the busy schedule;
 // a gone peer or missing privilege ends every session on that port.
 func (e *Endpoint) flushOut(o *outBuf, now time.Duration) {
+	if o.refused != nil && now >= o.retryAt {
+		e.failRefused(o)
+	}
 	if len(o.buf) == 0 || o.busy && now < o.retryAt {
 		return
 	}
@@ -80,13 +87,26 @@ func (e *Endpoint) flushOut(o *outBuf, now time.Duration) {
 		// from this datagram, the window will retransmit its frames.
 		o.buf = o.buf[:0]
 		e.stats.sendErrors.Add(1)
+	case errors.Is(err, transport.ErrPeerGone):
+		// No socket holds the port: the peer is gone. But what it sent
+		// before its socket closed is already in our queue (the ACK of
+		// our FIN, say, if it exited as soon as its session ended), so
+		// its sessions end only after a grace period in which the reader
+		// hands that over; meanwhile nothing is sent there.
+		o.buf = o.buf[:0]
+		e.stats.sendErrors.Add(1)
+		if o.refused == nil {
+			o.refused = append([]*Session(nil), o.sessions...)
+			o.refusedErr = err
+			o.busy = true
+			o.retryAt = now + refusedGrace
+			e.busyOuts = append(e.busyOuts, o)
+		}
 	default:
 		o.buf = o.buf[:0]
 		e.stats.sendErrors.Add(1)
 		var kind error
 		switch {
-		case errors.Is(err, transport.ErrPeerGone):
-			kind = ErrPeerGone
 		case errors.Is(err, transport.ErrPermission):
 			kind = ErrPermission
 		case errors.Is(err, transport.ErrClosed):
@@ -97,5 +117,28 @@ func (e *Endpoint) flushOut(o *outBuf, now time.Duration) {
 		for _, s := range append([]*Session(nil), o.sessions...) {
 			e.fail(s, kind, err)
 		}
+	}
+}
+
+// refusedGrace is how long the sessions of a port that refused a send
+// (ECONNREFUSED) live on, so that datagrams the peer sent before it went,
+// already in our socket's queue, are processed first. It is a handful of
+// turns of the owner loop even on a loaded machine, and negligible next
+// to the dead-peer timeout that would otherwise decide.
+const refusedGrace = 5 * time.Millisecond
+
+// failRefused ends the sessions that were on o's port when a send to it
+// was refused, and lets o send again (a new process may hold the port
+// now, with new sessions).
+func (e *Endpoint) failRefused(o *outBuf) {
+	ss, err := o.refused, o.refusedErr
+	o.refused, o.refusedErr = nil, nil
+	o.busy = false
+	o.sched.Reset(e.now())
+	for _, s := range ss {
+		e.fail(s, ErrPeerGone, err)
+	}
+	for _, s := range o.sessions {
+		e.markReady(s)
 	}
 }

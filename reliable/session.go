@@ -154,8 +154,9 @@ func (s *Session) Requests() <-chan *Request { return s.reqCh }
 func (s *Session) Done() <-chan struct{} { return s.doneCh }
 
 // Err returns nil while the session is open, then the reason it ended:
-// an error matching ErrClosed, ErrPeerClosed, ErrPeerGone, ErrPeerReset
-// or ErrTimeout.
+// an error matching one of the sentinels of the package doc's table
+// (ErrClosed, ErrPeerClosed, ErrPeerGone, ErrPeerReset, ErrProtocol,
+// ErrTimeout, ...).
 func (s *Session) Err() error {
 	if p := s.err.Load(); p != nil {
 		return *p
