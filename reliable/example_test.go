@@ -2,6 +2,7 @@ package reliable_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/cnlink/cnlink/reliable"
@@ -81,4 +82,45 @@ func ExampleSession_Err() {
 	fmt.Println(s.Err())
 	// Output:
 	// cnlink: session port=2 channel=1129204811:1: cnlink: session reset by peer: peer endpoint closed
+}
+
+// A receive loop in one for statement: RecvIter yields every message
+// until the session ends, then stops; an abnormal end (reset, peer gone)
+// or the context's end comes as the last error. Requests get the same
+// with RequestsIter.
+func ExampleSession_RecvIter() {
+	net := memnet.New(memnet.Config{})
+	ta, _ := net.Open(0)
+	tb, _ := net.Open(0)
+	a, _ := reliable.NewEndpoint(ta, nil)
+	b, _ := reliable.NewEndpoint(tb, nil)
+	defer a.Close()
+	defer b.Close()
+	ctx := context.Background()
+
+	go func() {
+		s, err := a.Dial(ctx, b.LocalPort(), transport.CbID{})
+		if err != nil {
+			return
+		}
+		for _, m := range []string{"one", "two", "three"} {
+			_ = s.Send(ctx, []byte(m))
+		}
+		_ = s.Close() // graceful: the loop below ends without an error
+	}()
+
+	s, _ := b.Accept(ctx)
+	for msg, err := range s.RecvIter(ctx) {
+		if err != nil {
+			fmt.Println("session failed:", err)
+			return
+		}
+		fmt.Printf("%s\n", msg)
+	}
+	fmt.Println("end:", errors.Is(s.Err(), reliable.ErrPeerClosed))
+	// Output:
+	// one
+	// two
+	// three
+	// end: true
 }
