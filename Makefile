@@ -24,6 +24,7 @@ demo: ## Run the demo: two endpoints over real netlink through the fault injecto
 test: ## go vet, then every test with the race detector (real-socket tests need root), torture included for 60s, then the flood tests alone
 	$(GO) vet $(PKGS)
 	CNLINK_TORTURE_TIME=60s $(GO) test -race -shuffle=on -timeout 20m $(PKGS)
+	for m in otelcheck examples/observe; do (cd $$m && $(GO) vet -mod=mod ./... && $(GO) test -mod=mod -race -count=1 ./...) || exit 1; done
 	$(MAKE) --no-print-directory hostile-floods
 
 .PHONY: torture

@@ -8,10 +8,13 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/cnlink/cnlink"
 )
 
 // instrumentationName is the OpenTelemetry instrumentation scope of the
-// Monitor's metrics: the import path of the package.
+// Monitor's metrics: the import path of the package. Its version is
+// cnlink.Version.
 const instrumentationName = "github.com/cnlink/cnlink/proc"
 
 // RegisterMetrics reports the Monitor's counters (see Stats) as
@@ -29,7 +32,7 @@ func (m *Monitor) RegisterMetrics(mp metric.MeterProvider) (metric.Registration,
 	if mp == nil {
 		mp = otel.GetMeterProvider()
 	}
-	meter := mp.Meter(instrumentationName)
+	meter := mp.Meter(instrumentationName, metric.WithInstrumentationVersion(cnlink.Version))
 	var errs []error
 	counter := func(name, unit, desc string) metric.Int64ObservableCounter {
 		c, err := meter.Int64ObservableCounter(name, metric.WithUnit(unit), metric.WithDescription(desc))
@@ -38,14 +41,17 @@ func (m *Monitor) RegisterMetrics(mp metric.MeterProvider) (metric.Registration,
 		}
 		return c
 	}
-	received := counter("cnlink.proc.events.received", "{event}", "Events decoded from the kernel's proc connector, answers to subscription requests included")
-	delivered := counter("cnlink.proc.events.delivered", "{event}", "Events and loss reports put into the Monitor's event channel")
-	filtered := counter("cnlink.proc.events.filtered", "{event}", "Events received but not selected by Config.Events")
-	unknown := counter("cnlink.proc.events.unknown", "{event}", "Delivered events of a kind this package does not know (KindUnknown)")
-	lost := counter("cnlink.proc.events.lost", "{event}", "Events that did not reach the application, by cause: missed (kernel sequence gap) or dropped (event buffer full)")
-	overruns := counter("cnlink.proc.overruns", "{overrun}", "Receive-queue overruns (ENOBUFS): the kernel dropped events for this socket")
-	rejected := counter("cnlink.proc.rejected", "{message}", "Datagrams or messages refused, by reason: foreign (not from the kernel's proc connector) or malformed")
-	rbuf, err := meter.Int64ObservableGauge("cnlink.proc.read_buffer", metric.WithUnit("By"),
+	// Names follow OpenTelemetry's naming guidelines (singular
+	// namespaces, .count for counts, .limit for a limit);
+	// docs/OBSERVABILITY.md has the table.
+	received := counter("cnlink.proc.event.received", "{event}", "Events decoded from the kernel's proc connector, answers to subscription requests included")
+	delivered := counter("cnlink.proc.event.delivered", "{event}", "Events and loss reports put into the Monitor's event channel")
+	filtered := counter("cnlink.proc.event.filtered", "{event}", "Events received but not selected by Config.Events")
+	unknown := counter("cnlink.proc.event.unknown", "{event}", "Delivered events of a kind this package does not know (KindUnknown)")
+	lost := counter("cnlink.proc.event.lost", "{event}", "Events that did not reach the application, by cause: missed (kernel sequence gap) or dropped (event buffer full)")
+	overruns := counter("cnlink.proc.overrun.count", "{overrun}", "Receive-queue overruns (ENOBUFS): the kernel dropped events for this socket")
+	rejected := counter("cnlink.proc.message.rejected", "{message}", "Datagrams or messages refused, by reason: foreign (not from the kernel's proc connector) or malformed")
+	rbuf, err := meter.Int64ObservableGauge("cnlink.proc.read_buffer.limit", metric.WithUnit("By"),
 		metric.WithDescription("Receive buffer (SO_RCVBUF) last requested; grows after overruns up to Config.MaxReadBuffer"))
 	if err != nil {
 		errs = append(errs, err)

@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/cnlink/cnlink"
 	"github.com/cnlink/cnlink/transport"
 )
 
@@ -36,16 +37,21 @@ import (
 // go when it closes. Histograms are per process, without the port: a
 // distribution merges naturally across endpoints, and the SDK keeps every
 // histogram series it has seen, so per-endpoint ones would pile up as
-// endpoints come and go (each socket gets a new port).
+// endpoints come and go (each socket gets a new port). The port is
+// assigned by the kernel, so a restarted process reports new series;
+// docs/OBSERVABILITY.md shows how an application that does not want them
+// drops the attribute with a View (the SDK then sums the endpoints).
 
 // instrumentationName names cnlink's meter and tracer (the instrumentation
 // scope), as OpenTelemetry asks: the import path of the instrumented
-// package.
+// package. The scope's version is cnlink.Version.
 const instrumentationName = "github.com/cnlink/cnlink/reliable"
 
 // Attribute keys. Names follow OpenTelemetry's attribute naming rules:
 // namespaced under cnlink., lower snake_case within a component;
-// network.io.direction is the semantic-convention attribute for it.
+// network.io.direction (transmit, receive) is the semantic-convention
+// attribute for a direction, and every instrument that counts both
+// directions carries it instead of naming the direction.
 const (
 	attrLocalPort = attribute.Key("cnlink.local.port")
 	attrPeerPort  = attribute.Key("cnlink.peer.port")
@@ -148,15 +154,20 @@ func newInstruments(c *Config, e *Endpoint) *instruments {
 	}
 	local := attrLocalPort.Int64(int64(e.tr.LocalPort()))
 	in := &instruments{
-		tracer:    tp.Tracer(instrumentationName),
+		tracer:    tp.Tracer(instrumentationName, trace.WithInstrumentationVersion(cnlink.Version)),
 		spanAttrs: []attribute.KeyValue{local},
 	}
-	m := mp.Meter(instrumentationName)
+	m := mp.Meter(instrumentationName, metric.WithInstrumentationVersion(cnlink.Version))
 
 	// Instrument creation fails only for invalid names or units, which
 	// the tests rule out; the instrument returned then is a no-op, the
 	// right fallback for a library that must not fail on telemetry.
-	in.rttHist, _ = m.Float64Histogram("cnlink.rtt", metric.WithUnit("s"),
+	// Names follow OpenTelemetry's naming guidelines: singular
+	// namespaces, {operation}.duration for durations, .count for counts
+	// of things, limit/usage/utilization for the window, direction as an
+	// attribute (docs/OBSERVABILITY.md has the table, checked against
+	// what is registered by otelcheck's TestInstrumentsDocumented).
+	in.rttHist, _ = m.Float64Histogram("cnlink.round_trip.duration", metric.WithUnit("s"),
 		metric.WithDescription("Round-trip time samples: one per acknowledgement that acknowledged a message sent only once (Karn's rule)"),
 		metric.WithExplicitBucketBoundaries(rttBuckets...))
 	in.delivHist, _ = m.Float64Histogram("cnlink.delivery.duration", metric.WithUnit("s"),
@@ -179,29 +190,27 @@ func newInstruments(c *Config, e *Endpoint) *instruments {
 		g, _ := m.Int64ObservableUpDownCounter(name, metric.WithUnit(unit), metric.WithDescription(desc))
 		return g
 	}
-	msgSent := counter("cnlink.messages.sent", "{message}", "Messages sent for the first time (Send, Request, Reply, and the end-of-stream marker of Close)")
-	msgRecv := counter("cnlink.messages.received", "{message}", "Messages received in order, each once, duplicates and gaps resolved")
-	msgDeliv := counter("cnlink.messages.delivered", "{message}", "Messages handed to the application: Recv, Requests, and replies returned by Request")
-	msgUndeliv := counter("cnlink.messages.undelivered", "{message}", "Messages received but dropped because their session ended before the application took them")
-	paySent := counter("cnlink.payload.sent", "By", "Message payload bytes sent for the first time")
-	payRecv := counter("cnlink.payload.received", "By", "Message payload bytes received in order")
-	payDeliv := counter("cnlink.payload.delivered", "By", "Message payload bytes handed to the application")
-	dgrams := counter("cnlink.datagrams", "{datagram}", "Datagrams sent (accepted by the transport) and received (handed to the protocol)")
-	retrans := counter("cnlink.retransmissions", "{message}", "Messages sent again, by cause: timeout (RTO expiry) or fast (loss detection, overrun repair)")
-	spurious := counter("cnlink.retransmissions.spurious", "{message}", "Retransmissions that the peer reported as duplicates: they were not needed")
-	dups := counter("cnlink.duplicates", "{message}", "Duplicate message frames received and suppressed")
-	rejected := counter("cnlink.rejected", "{frame}", "Frames or whole datagrams dropped on receipt, by reason")
-	overruns := counter("cnlink.overruns", "{overrun}", "Receive-queue overruns (ENOBUFS) reported by the transport: the kernel dropped datagrams")
-	busy := counter("cnlink.peer_busy", "{send}", "Sends refused because the peer's receive queue was full (EAGAIN); retried later")
-	sendErrs := counter("cnlink.send.errors", "{send}", "Sends that failed for another reason (peer gone, permission, too large)")
-	opened := counter("cnlink.sessions.opened", "{session}", "Sessions created: dialed or accepted")
-	closedC := counter("cnlink.sessions.closed", "{session}", "Sessions ended, by reason")
-	active := updown("cnlink.sessions.active", "{session}", "Sessions dialing or established")
-	inflight := updown("cnlink.window.inflight", "{message}", "Messages sent and not yet acknowledged (send-window occupancy)")
-	capacity := updown("cnlink.window.capacity", "{message}", "Send windows of the established sessions, summed")
+	msgCount := counter("cnlink.message.count", "{message}", "Messages sent for the first time (transmit: Send, Request, Reply, and the end-of-stream marker of Close) and received in order, each once (receive)")
+	msgDeliv := counter("cnlink.message.delivered", "{message}", "Messages handed to the application: Recv, Requests, and replies returned by Request")
+	msgUndeliv := counter("cnlink.message.undelivered", "{message}", "Messages received but dropped because their session ended before the application took them")
+	payIO := counter("cnlink.payload.io", "By", "Payload bytes of the messages in cnlink.message.count, by direction")
+	payDeliv := counter("cnlink.payload.delivered", "By", "Payload bytes of the messages in cnlink.message.delivered")
+	dgrams := counter("cnlink.datagram.count", "{datagram}", "Datagrams sent (accepted by the transport) and received (handed to the protocol)")
+	retrans := counter("cnlink.retransmission.count", "{message}", "Messages sent again, by cause: timeout (RTO expiry) or fast (loss detection, overrun repair)")
+	spurious := counter("cnlink.retransmission.spurious", "{message}", "Retransmissions that the peer reported as duplicates: they were not needed")
+	dups := counter("cnlink.duplicate.count", "{message}", "Duplicate message frames received and suppressed")
+	rejected := counter("cnlink.frame.rejected", "{frame}", "Frames or whole datagrams dropped on receipt, by reason")
+	overruns := counter("cnlink.overrun.count", "{overrun}", "Receive-queue overruns (ENOBUFS) reported by the transport: the kernel dropped datagrams")
+	busy := counter("cnlink.send.peer_busy", "{send}", "Sends refused because the peer's receive queue was full (EAGAIN); retried later")
+	sendErrs := counter("cnlink.send.error.count", "{send}", "Sends that failed for another reason (peer gone, permission, too large)")
+	opened := counter("cnlink.session.opened", "{session}", "Sessions created: dialed or accepted")
+	closedC := counter("cnlink.session.closed", "{session}", "Sessions ended, by reason")
+	active := updown("cnlink.session.active", "{session}", "Sessions dialing or established")
+	usage := updown("cnlink.window.usage", "{message}", "Messages sent and not yet acknowledged (send-window occupancy)")
+	limit := updown("cnlink.window.limit", "{message}", "Send windows of the established sessions, summed")
 	reorder := updown("cnlink.reorder.buffered", "{message}", "Messages received out of order, waiting in reorder buffers for a gap to fill")
 	util, _ := m.Float64ObservableGauge("cnlink.window.utilization", metric.WithUnit("1"),
-		metric.WithDescription("cnlink.window.inflight / cnlink.window.capacity (0 when no session is established)"))
+		metric.WithDescription("cnlink.window.usage / cnlink.window.limit (0 when no session is established)"))
 
 	with := func(kv ...attribute.KeyValue) metric.ObserveOption {
 		return metric.WithAttributeSet(attribute.NewSet(append(kv, local)...))
@@ -220,12 +229,12 @@ func newInstruments(c *Config, e *Endpoint) *instruments {
 	u := func(v uint64) int64 { return int64(min(v, math.MaxInt64)) }
 	st := &e.stats
 	in.reg, _ = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		o.ObserveInt64(msgSent, u(in.msgsSent.Load()), all)
-		o.ObserveInt64(msgRecv, u(in.msgsRecv.Load()), all)
+		o.ObserveInt64(msgCount, u(in.msgsSent.Load()), tx)
+		o.ObserveInt64(msgCount, u(in.msgsRecv.Load()), rx)
 		o.ObserveInt64(msgDeliv, in.delivered.Load(), all)
 		o.ObserveInt64(msgUndeliv, u(st.undelivered.Load()), all)
-		o.ObserveInt64(paySent, u(in.bytesSent.Load()), all)
-		o.ObserveInt64(payRecv, u(in.bytesRecv.Load()), all)
+		o.ObserveInt64(payIO, u(in.bytesSent.Load()), tx)
+		o.ObserveInt64(payIO, u(in.bytesRecv.Load()), rx)
 		o.ObserveInt64(payDeliv, in.deliveredBytes.Load(), all)
 		o.ObserveInt64(dgrams, u(st.datagramsSent.Load()), tx)
 		o.ObserveInt64(dgrams, u(st.datagramsRecv.Load()), rx)
@@ -249,8 +258,8 @@ func newInstruments(c *Config, e *Endpoint) *instruments {
 		}
 		o.ObserveInt64(active, in.active.Load(), all)
 		fl, cp := in.inflight.Load(), in.capacity.Load()
-		o.ObserveInt64(inflight, fl, all)
-		o.ObserveInt64(capacity, cp, all)
+		o.ObserveInt64(usage, fl, all)
+		o.ObserveInt64(limit, cp, all)
 		o.ObserveInt64(reorder, in.reordered.Load(), all)
 		ratio := 0.0
 		if cp > 0 {
@@ -258,8 +267,8 @@ func newInstruments(c *Config, e *Endpoint) *instruments {
 		}
 		o.ObserveFloat64(util, ratio, all)
 		return nil
-	}, msgSent, msgRecv, msgDeliv, msgUndeliv, paySent, payRecv, payDeliv, dgrams, retrans, spurious,
-		dups, rejected, overruns, busy, sendErrs, opened, closedC, active, inflight, capacity, reorder, util)
+	}, msgCount, msgDeliv, msgUndeliv, payIO, payDeliv, dgrams, retrans, spurious,
+		dups, rejected, overruns, busy, sendErrs, opened, closedC, active, usage, limit, reorder, util)
 	return in
 }
 

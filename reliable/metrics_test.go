@@ -4,620 +4,415 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"slices"
 	"sort"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/embedded"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
-	"github.com/cnlink/cnlink/transport"
-	"github.com/cnlink/cnlink/transport/fault"
+	"github.com/cnlink/cnlink"
 	"github.com/cnlink/cnlink/transport/memnet"
 	"github.com/cnlink/cnlink/wire"
 )
 
-// tap counts what an endpoint really hands to its transport and gets
-// from it: the wire-level truth that the metrics are checked against. It
-// sits between the endpoint and the fault injector, so it sees what the
-// endpoint sent before faults and what it received after them.
-type tap struct {
-	transport.Transport
-	sentDgrams, sentBytes, sentFrames, sentData atomic.Uint64
-	recvData                                    atomic.Uint64
+// The tests of this file use the OpenTelemetry API only: the root module
+// does not require the SDK (see TestMetricsLibraryHasNoSDK). Instead of
+// the SDK they use recorder, a MeterProvider written against the API that
+// really records: every instrument created, the callbacks registered (run
+// at collect, like an SDK reader's collection) and the histograms'
+// samples. The tests against the SDK itself, the chaos run that checks
+// every value against the wire, and the check of docs/OBSERVABILITY.md
+// against the registered instruments are in the otelcheck module
+// (otelcheck/reliable_test.go, otelcheck/docs_test.go).
+
+// recorder is a metric.MeterProvider that records.
+type recorder struct {
+	embedded.MeterProvider
+	mu       sync.Mutex
+	versions map[string]string // meter name -> instrumentation version
+	insts    map[string]*recInst
+	regs     map[*recReg]metric.Callback
+	errs     []string // API misuse seen (observing an unregistered instrument)
 }
 
-func (t *tap) Send(dst transport.Addr, b []byte) error {
-	err := t.Transport.Send(dst, b)
-	if err == nil {
-		frames, data := countFrames(b)
-		t.sentDgrams.Add(1)
-		t.sentBytes.Add(uint64(len(b)))
-		t.sentFrames.Add(frames)
-		t.sentData.Add(data)
+func newRecorder() *recorder {
+	return &recorder{versions: make(map[string]string), insts: make(map[string]*recInst), regs: make(map[*recReg]metric.Callback)}
+}
+
+// recInst describes one instrument as it was created.
+type recInst struct {
+	name, kind, unit, desc string
+}
+
+func (r *recorder) add(name, kind, unit, desc string) *recInst {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	in := &recInst{name: name, kind: kind, unit: unit, desc: desc}
+	if _, dup := r.insts[name]; dup {
+		r.errs = append(r.errs, "instrument "+name+" created twice")
 	}
-	return err
+	r.insts[name] = in
+	return in
 }
 
-func (t *tap) Receive(buf []byte) (transport.Packet, error) {
-	p, err := t.Transport.Receive(buf)
-	if err == nil && !p.Overrun && !p.Truncated && p.Group == 0 {
-		_, data := countFrames(p.Data)
-		t.recvData.Add(data)
-	}
-	return p, err
+func (r *recorder) Meter(name string, opts ...metric.MeterOption) metric.Meter {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.versions[name] = metric.NewMeterConfig(opts...).InstrumentationVersion()
+	return &recMeter{r: r}
 }
 
-// countFrames counts the netlink messages of a datagram and, among them,
-// the valid cnlink frames that carry a message (Data or Reply), parsed as
-// the endpoint parses them (a corrupted frame fails its CRC here too).
-func countFrames(b []byte) (frames, data uint64) {
-	sc := transport.NewScanner(b)
-	for {
-		start := sc.Offset()
-		if !sc.Next() {
-			return frames, data
+// recMeter creates recording instruments of the kinds reliable and proc
+// use; any other kind is the no-op one.
+type recMeter struct {
+	metricnoop.Meter
+	r *recorder
+}
+
+type recInt64Obs struct {
+	metric.Int64Observable
+	embedded.Int64ObservableCounter
+	embedded.Int64ObservableUpDownCounter
+	embedded.Int64ObservableGauge
+	*recInst
+}
+
+type recFloat64Obs struct {
+	metric.Float64Observable
+	embedded.Float64ObservableGauge
+	*recInst
+}
+
+// recHist records a histogram's count and sum.
+type recHist struct {
+	*recInst
+	mu       sync.Mutex
+	count    int64
+	sum      float64
+	disabled bool
+}
+
+func (h *recHist) record(v float64) {
+	h.mu.Lock()
+	h.count++
+	h.sum += v
+	h.mu.Unlock()
+}
+
+type recFloat64Hist struct {
+	embedded.Float64Histogram
+	*recHist
+}
+
+func (h recFloat64Hist) Record(_ context.Context, v float64, _ ...metric.RecordOption) { h.record(v) }
+func (h recFloat64Hist) Enabled(context.Context) bool                                  { return !h.disabled }
+
+type recInt64Hist struct {
+	embedded.Int64Histogram
+	*recHist
+}
+
+func (h recInt64Hist) Record(_ context.Context, v int64, _ ...metric.RecordOption) {
+	h.record(float64(v))
+}
+func (h recInt64Hist) Enabled(context.Context) bool { return !h.disabled }
+
+func (m *recMeter) Int64ObservableCounter(name string, opts ...metric.Int64ObservableCounterOption) (metric.Int64ObservableCounter, error) {
+	c := metric.NewInt64ObservableCounterConfig(opts...)
+	return &recInt64Obs{recInst: m.r.add(name, "counter", c.Unit(), c.Description())}, nil
+}
+
+func (m *recMeter) Int64ObservableUpDownCounter(name string, opts ...metric.Int64ObservableUpDownCounterOption) (metric.Int64ObservableUpDownCounter, error) {
+	c := metric.NewInt64ObservableUpDownCounterConfig(opts...)
+	return &recInt64Obs{recInst: m.r.add(name, "up-down counter", c.Unit(), c.Description())}, nil
+}
+
+func (m *recMeter) Int64ObservableGauge(name string, opts ...metric.Int64ObservableGaugeOption) (metric.Int64ObservableGauge, error) {
+	c := metric.NewInt64ObservableGaugeConfig(opts...)
+	return &recInt64Obs{recInst: m.r.add(name, "gauge", c.Unit(), c.Description())}, nil
+}
+
+func (m *recMeter) Float64ObservableGauge(name string, opts ...metric.Float64ObservableGaugeOption) (metric.Float64ObservableGauge, error) {
+	c := metric.NewFloat64ObservableGaugeConfig(opts...)
+	return &recFloat64Obs{recInst: m.r.add(name, "gauge", c.Unit(), c.Description())}, nil
+}
+
+// hists are the histograms of all recorders, by instrument.
+var hists sync.Map // *recInst -> *recHist
+
+func (m *recMeter) Float64Histogram(name string, opts ...metric.Float64HistogramOption) (metric.Float64Histogram, error) {
+	c := metric.NewFloat64HistogramConfig(opts...)
+	h := &recHist{recInst: m.r.add(name, "histogram", c.Unit(), c.Description())}
+	hists.Store(h.recInst, h)
+	return recFloat64Hist{recHist: h}, nil
+}
+
+func (m *recMeter) Int64Histogram(name string, opts ...metric.Int64HistogramOption) (metric.Int64Histogram, error) {
+	c := metric.NewInt64HistogramConfig(opts...)
+	h := &recHist{recInst: m.r.add(name, "histogram", c.Unit(), c.Description())}
+	hists.Store(h.recInst, h)
+	return recInt64Hist{recHist: h}, nil
+}
+
+type recReg struct {
+	embedded.Registration
+	r     *recorder
+	insts map[*recInst]bool
+}
+
+func (g *recReg) Unregister() error {
+	g.r.mu.Lock()
+	defer g.r.mu.Unlock()
+	delete(g.r.regs, g)
+	return nil
+}
+
+func (m *recMeter) RegisterCallback(f metric.Callback, obs ...metric.Observable) (metric.Registration, error) {
+	g := &recReg{r: m.r, insts: make(map[*recInst]bool)}
+	for _, o := range obs {
+		switch o := o.(type) {
+		case *recInt64Obs:
+			g.insts[o.recInst] = true
+		case *recFloat64Obs:
+			g.insts[o.recInst] = true
+		default:
+			return nil, errors.New("recorder: foreign instrument")
 		}
-		frames++
-		f, err := wire.Parse(b, start, sc.Frame())
-		if err == nil && (f.Header.Type == wire.TypeData || f.Header.Type == wire.TypeReply) {
-			data++
-		}
 	}
+	m.r.mu.Lock()
+	defer m.r.mu.Unlock()
+	m.r.regs[g] = f
+	return g, nil
 }
 
-// points are the data points of one collection: port -> series -> value.
-// A series is the instrument name followed by its attributes other than
-// cnlink.local.port, as name{k=v,...}; histograms give name.count and
-// name.sum. Process-wide series (the histograms) are under procWide.
-type points map[int64]map[string]float64
+// recObserver collects the observations of one callback.
+type recObserver struct {
+	embedded.Observer
+	reg *recReg
+	out map[string]float64
+	r   *recorder
+}
 
-// procWide is the key of series without cnlink.local.port (netlink ports
-// of user sockets are never 0).
-const procWide = 0
+// series names an observation: the instrument name, then its attributes
+// sorted as {k=v,...}.
+func series(name string, set attribute.Set) string {
+	var kv []string
+	for _, a := range set.ToSlice() {
+		kv = append(kv, string(a.Key)+"="+a.Value.Emit())
+	}
+	if len(kv) == 0 {
+		return name
+	}
+	sort.Strings(kv)
+	return name + "{" + strings.Join(kv, ",") + "}"
+}
 
-func collect(t testing.TB, r *sdkmetric.ManualReader) points {
+func (o *recObserver) observe(in *recInst, v float64, opts []metric.ObserveOption) {
+	if !o.reg.insts[in] {
+		o.r.errs = append(o.r.errs, "callback observed "+in.name+", which it did not register")
+	}
+	k := series(in.name, metric.NewObserveConfig(opts).Attributes())
+	if _, dup := o.out[k]; dup {
+		o.r.errs = append(o.r.errs, "two observations of "+k)
+	}
+	o.out[k] = v
+}
+
+func (o *recObserver) ObserveInt64(obs metric.Int64Observable, v int64, opts ...metric.ObserveOption) {
+	o.observe(obs.(*recInt64Obs).recInst, float64(v), opts)
+}
+
+func (o *recObserver) ObserveFloat64(obs metric.Float64Observable, v float64, opts ...metric.ObserveOption) {
+	o.observe(obs.(*recFloat64Obs).recInst, v, opts)
+}
+
+// collect runs the registered callbacks and returns every series: the
+// observations, and name.count and name.sum of each histogram of this
+// recorder that has samples.
+func (r *recorder) collect(t testing.TB) map[string]float64 {
 	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := r.Collect(context.Background(), &rm); err != nil {
-		t.Fatalf("collect: %v", err)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]float64)
+	for g, f := range r.regs {
+		if err := f(context.Background(), &recObserver{reg: g, out: out, r: r}); err != nil {
+			t.Errorf("callback: %v", err)
+		}
 	}
-	out := make(points)
-	// Counters and gauges are per endpoint, histograms per process.
-	add := func(name string, set attribute.Set, suffix string, v float64) {
-		port := int64(procWide)
-		var kv []string
-		for _, a := range set.ToSlice() {
-			if a.Key == attrLocalPort {
-				port = a.Value.AsInt64()
-				continue
+	for _, in := range r.insts {
+		if h, ok := hists.Load(in); ok {
+			h := h.(*recHist)
+			h.mu.Lock()
+			if h.count > 0 {
+				out[in.name+".count"], out[in.name+".sum"] = float64(h.count), h.sum
 			}
-			kv = append(kv, string(a.Key)+"="+a.Value.Emit())
+			h.mu.Unlock()
 		}
-		if hist := suffix != ""; hist != (port == procWide) {
-			t.Errorf("%s%s: histogram %v, with %s %v", name, kv, hist, attrLocalPort, port != procWide)
-		}
-		key := name
-		if len(kv) > 0 {
-			sort.Strings(kv)
-			key += "{" + strings.Join(kv, ",") + "}"
-		}
-		if out[port] == nil {
-			out[port] = make(map[string]float64)
-		}
-		if _, dup := out[port][key+suffix]; dup {
-			t.Errorf("%s%s: two data points for one series", key, suffix)
-		}
-		out[port][key+suffix] = v
 	}
-	for _, sm := range rm.ScopeMetrics {
-		if sm.Scope.Name != instrumentationName {
-			t.Errorf("scope %q, want %q", sm.Scope.Name, instrumentationName)
+	for _, e := range r.errs {
+		t.Error(e)
+	}
+	r.errs = nil
+	return out
+}
+
+// recTracerProvider records the instrumentation versions of the tracers
+// asked for; the tracers are no-ops.
+type recTracerProvider struct {
+	tracenoop.TracerProvider
+	mu       sync.Mutex
+	versions map[string]string
+}
+
+func (p *recTracerProvider) Tracer(name string, opts ...trace.TracerOption) trace.Tracer {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.versions == nil {
+		p.versions = make(map[string]string)
+	}
+	c := trace.NewTracerConfig(opts...)
+	p.versions[name] = c.InstrumentationVersion()
+	return p.TracerProvider.Tracer(name, opts...)
+}
+
+// TestMetricsRecorded runs a session between two endpoints, each with its
+// own recorder, and checks what the callbacks and histograms report
+// against the traffic and Stats; that the instrumentation scope carries
+// cnlink.Version; and that a closed endpoint stops reporting.
+func TestMetricsRecorded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		net := memnet.New(memnet.Config{})
+		var recs [2]*recorder
+		var tps [2]*recTracerProvider
+		var eps [2]*Endpoint
+		const window = 64
+		for i := range eps {
+			c, err := net.Open(0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			recs[i], tps[i] = newRecorder(), &recTracerProvider{}
+			if eps[i], err = NewEndpoint(c, &Config{Window: window, MeterProvider: recs[i], TracerProvider: tps[i]}); err != nil {
+				t.Fatal(err)
+			}
+			defer eps[i].Close()
 		}
-		for _, m := range sm.Metrics {
-			switch d := m.Data.(type) {
-			case metricdata.Sum[int64]:
-				for _, p := range d.DataPoints {
-					add(m.Name, p.Attributes, "", float64(p.Value))
-				}
-			case metricdata.Gauge[float64]:
-				for _, p := range d.DataPoints {
-					add(m.Name, p.Attributes, "", p.Value)
-				}
-			case metricdata.Histogram[float64]:
-				for _, p := range d.DataPoints {
-					add(m.Name, p.Attributes, ".count", float64(p.Count))
-					add(m.Name, p.Attributes, ".sum", p.Sum)
-				}
-			case metricdata.Histogram[int64]:
-				for _, p := range d.DataPoints {
-					add(m.Name, p.Attributes, ".count", float64(p.Count))
-					add(m.Name, p.Attributes, ".sum", float64(p.Sum))
-				}
-			default:
-				t.Errorf("%s: unexpected data type %T", m.Name, m.Data)
+		for i := range eps {
+			if v, ok := recs[i].versions[instrumentationName]; !ok || v != cnlink.Version {
+				t.Errorf("meter %s: version %q (%v), want cnlink.Version %q", instrumentationName, v, ok, cnlink.Version)
+			}
+			if v := tps[i].versions[instrumentationName]; v != cnlink.Version {
+				t.Errorf("tracer %s: version %q, want cnlink.Version %q", instrumentationName, v, cnlink.Version)
 			}
 		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		sa, sb := dialAccept(t, eps[0], eps[1])
+		const n, size = 200, 100
+		if err := stream(ctx, sa, sb, n, size); err != nil {
+			t.Fatal(err)
+		}
+		if err := stream(ctx, sb, sa, n/2, size); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []*Session{sa, sb} {
+			if err := s.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		synctest.Wait()
+		sent := [2]float64{n, n / 2}
+		for i, e := range eps {
+			p := recs[i].collect(t)
+			at := func(name string, kv ...string) string {
+				return series(name, attribute.NewSet(append(toKVs(kv), attrLocalPort.Int64(int64(e.LocalPort())))...))
+			}
+			st := e.Stats()
+			want := map[string]float64{
+				at("cnlink.message.count", "network.io.direction", "transmit"):  sent[i],
+				at("cnlink.message.count", "network.io.direction", "receive"):   sent[1-i],
+				at("cnlink.message.delivered"):                                  sent[1-i],
+				at("cnlink.message.undelivered"):                                0,
+				at("cnlink.payload.io", "network.io.direction", "transmit"):     sent[i] * size,
+				at("cnlink.payload.io", "network.io.direction", "receive"):      sent[1-i] * size,
+				at("cnlink.payload.delivered"):                                  sent[1-i] * size,
+				at("cnlink.datagram.count", "network.io.direction", "transmit"): float64(st.DatagramsSent),
+				at("cnlink.datagram.count", "network.io.direction", "receive"):  float64(st.DatagramsReceived),
+				at("cnlink.session.opened"):                                     1,
+				at("cnlink.session.active"):                                     1,
+				at("cnlink.window.usage"):                                       0,
+				at("cnlink.window.limit"):                                       window,
+				at("cnlink.window.utilization"):                                 0,
+				at("cnlink.reorder.buffered"):                                   0,
+				at("cnlink.send.peer_busy"):                                     float64(st.PeerBusy),
+				at("cnlink.send.error.count"):                                   float64(st.SendErrors),
+				at("cnlink.overrun.count"):                                      float64(st.Overruns),
+				at("cnlink.retransmission.spurious"):                            float64(st.SpuriousRetransmits),
+				"cnlink.datagram.size.count":                                    float64(st.DatagramsSent),
+				"cnlink.datagram.frames.count":                                  float64(st.DatagramsSent),
+			}
+			for k, w := range want {
+				if g, ok := p[k]; !ok || g != w {
+					t.Errorf("endpoint %d: %s = %v (reported %v), want %v", i, k, g, ok, w)
+				}
+			}
+			if p["cnlink.round_trip.duration.count"] == 0 || p["cnlink.delivery.duration.count"] == 0 {
+				t.Errorf("endpoint %d: no round-trip or delivery sample: %v", i, p)
+			}
+			if p["cnlink.datagram.frames.sum"] < sent[i] {
+				t.Errorf("endpoint %d: %v frames sent in all, fewer than the %v messages", i, p["cnlink.datagram.frames.sum"], sent[i])
+			}
+		}
+		// Every instrument has a unit and a description.
+		for _, in := range recs[0].insts {
+			if in.unit == "" || in.desc == "" {
+				t.Errorf("instrument %s: unit %q, description %q", in.name, in.unit, in.desc)
+			}
+		}
+		eps[0].Close()
+		synctest.Wait()
+		for k := range recs[0].collect(t) {
+			if !strings.HasSuffix(k, ".count") && !strings.HasSuffix(k, ".sum") {
+				t.Errorf("closed endpoint still reports %s", k)
+			}
+		}
+	})
+}
+
+// toKVs turns "k", "v", ... into string attributes.
+func toKVs(kv []string) []attribute.KeyValue {
+	var out []attribute.KeyValue
+	for i := 0; i+1 < len(kv); i += 2 {
+		out = append(out, attribute.String(kv[i], kv[i+1]))
 	}
 	return out
 }
 
-// metricsKind is one family of fault mixes for TestMetricsChaos.
-type metricsKind struct {
-	name       string
-	send, recv fault.Direction
-}
-
-var metricsKinds = []metricsKind{
-	{name: "loss", send: fault.Direction{Loss: 0.2, Reorder: 0.05}},
-	{name: "duplication", send: fault.Direction{Duplicate: 0.15}, recv: fault.Direction{Duplicate: 0.05}},
-	{name: "mixed",
-		send: fault.Direction{Loss: 0.08, Duplicate: 0.05, Reorder: 0.1, Corrupt: 0.02,
-			Delay: 50 * time.Microsecond, Jitter: 200 * time.Microsecond, EAGAINBurst: fault.Burst{P: 0.02, Len: 5}},
-		recv: fault.Direction{OverrunBurst: fault.Burst{P: 0.02, Len: 3}},
-	},
-}
-
-// TestMetricsChaos runs sessions through injected faults with the SDK's
-// manual reader and span recorder attached, and checks the metrics against
-// what really happened: the fault injector's counts and what a tap between
-// each endpoint and its fault injector saw on the wire. Rerun one with
-// -run 'TestMetricsChaos/loss/seed=2$'.
-func TestMetricsChaos(t *testing.T) {
-	for _, k := range metricsKinds {
-		t.Run(k.name, func(t *testing.T) {
-			for seed := uint64(1); seed <= 3; seed++ {
-				t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-					t.Parallel()
-					synctest.Test(t, func(t *testing.T) { runMetricsChaos(t, k, seed) })
-				})
-			}
-		})
-	}
-}
-
-// metricsWindow is the window of TestMetricsChaos's sessions.
-const metricsWindow = 128
-
-func runMetricsChaos(t *testing.T, k metricsKind, seed uint64) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	defer func() { _ = mp.Shutdown(ctx); _ = tp.Shutdown(ctx) }()
-
-	// Large receive queues: memnet's own backpressure (EAGAIN from the
-	// wrapped transport, which the injector counts as Failed) would blur
-	// the injector's counts, which the checks below compare exactly.
-	net := memnet.New(memnet.Config{ReadBuffer: 16 << 20})
-	var conns [2]*fault.Conn
-	var taps [2]*tap
-	var eps [2]*Endpoint
-	// Datagrams of at most 8 KiB: enough of them that injected faults hit
-	// message frames, not only acknowledgements.
-	cfg := &Config{Window: metricsWindow, MaxMessage: 4096, MaxDatagram: 8192, DeadPeerTimeout: time.Minute,
-		MeterProvider: mp, TracerProvider: tp}
-	for i := range 2 {
-		c, err := net.Open(0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns[i] = fault.Wrap(c, fault.Config{Seed: seed*2 + uint64(i), Send: k.send, Recv: k.recv})
-		taps[i] = &tap{Transport: conns[i]}
-		if eps[i], err = NewEndpoint(taps[i], cfg); err != nil {
-			t.Fatal(err)
-		}
-		defer eps[i].Close()
-	}
-	a, b := eps[0], eps[1]
-	sa, sb := dialAccept(t, a, b)
-
-	// Traffic: a stream each way, then requests from a to b.
-	r := rand.New(rand.NewPCG(seed, 7))
-	n, size, requests := 300+r.IntN(200), 8+r.IntN(2000), 5+r.IntN(10)
-	errc := make(chan error, 2)
-	go func() { errc <- stream(ctx, sa, sb, n, size) }()
-	go func() { errc <- stream(ctx, sb, sa, n, size) }()
-	for range 2 {
-		if err := <-errc; err != nil {
-			t.Fatalf("%v\n%v\n%v", err, conns[0].Stats(), conns[1].Stats())
-		}
-	}
-	go func() {
-		for range requests {
-			select {
-			case q := <-sb.Requests():
-				if err := q.Reply(ctx, append([]byte("re:"), q.Data...)); err != nil {
-					t.Errorf("reply: %v", err)
-				}
-			case <-sb.Done():
-				return
-			}
-		}
-	}()
-	reqBytes := 0
-	for i := range requests {
-		q := msg(i, 16+i)
-		got, err := sa.Request(ctx, q)
-		if err != nil {
-			t.Fatalf("request %d: %v", i, err)
-		}
-		if string(got) != "re:"+string(q) {
-			t.Fatalf("request %d: wrong reply", i)
-		}
-		reqBytes += len(q)
-	}
-	// Quiesce: everything acknowledged, every delayed or held-back
-	// datagram handed on and processed.
-	for _, s := range []*Session{sa, sb} {
-		if err := s.Flush(ctx); err != nil {
-			t.Fatalf("flush: %v", err)
-		}
-	}
-	time.Sleep(50 * time.Millisecond)
-	synctest.Wait()
-
-	pts := collect(t, reader)
-	pa, pb := pts[int64(a.LocalPort())], pts[int64(b.LocalPort())]
-	if pa == nil || pb == nil {
-		t.Fatalf("no metrics for the endpoints' ports %d and %d: %v", a.LocalPort(), b.LocalPort(), pts)
-	}
-	checkDocumented(t, pa, pts[procWide])
-
-	// What each side sent, in messages and payload bytes: n stream
-	// messages; a also sent the requests and b their replies.
-	msgs := float64(n + requests)
-	sentBytes := [2]float64{float64(n*size + reqBytes), float64(n*size + reqBytes + 3*requests)}
-	var st [2]fault.Stats
-	for i := range 2 {
-		st[i] = conns[i].Stats()
-	}
-	totalRetrans, totalDups, totalLost := 0.0, 0.0, 0.0
-	for i, p := range []map[string]float64{pa, pb} {
-		side := fmt.Sprintf("endpoint %c", 'a'+i)
-		eq := func(what string, got, want float64) {
-			t.Helper()
-			if got != want {
-				t.Errorf("%s: %s = %v, want %v\n%v", side, what, got, want, st[i])
-			}
-		}
-		le := func(what string, got, bound float64) {
-			t.Helper()
-			if got > bound {
-				t.Errorf("%s: %s = %v, want <= %v\n%v", side, what, got, bound, st[i])
-			}
-		}
-		retrans := p["cnlink.retransmissions{cnlink.retransmission.cause=timeout}"] +
-			p["cnlink.retransmissions{cnlink.retransmission.cause=fast}"]
-		totalRetrans += retrans
-		totalDups += p["cnlink.duplicates"]
-
-		// Messages: each side sent msgs and received, and delivered,
-		// all of the peer's.
-		eq("cnlink.messages.sent", p["cnlink.messages.sent"], msgs)
-		eq("cnlink.messages.received", p["cnlink.messages.received"], msgs)
-		eq("cnlink.messages.delivered", p["cnlink.messages.delivered"], msgs)
-		eq("cnlink.messages.undelivered", p["cnlink.messages.undelivered"], 0)
-		eq("cnlink.payload.sent", p["cnlink.payload.sent"], sentBytes[i])
-		eq("cnlink.payload.received", p["cnlink.payload.received"], sentBytes[1-i])
-		eq("cnlink.payload.delivered", p["cnlink.payload.delivered"], sentBytes[1-i])
-
-		// Wire: every message frame the endpoint sent is a first
-		// transmission or a retransmission. (A retransmission counted
-		// while the peer is busy may never leave: at most equal then.)
-		tp, tpeer := taps[i], taps[1-i]
-		if p["cnlink.peer_busy"] == 0 {
-			eq("message frames sent (tap)", float64(tp.sentData.Load()), msgs+retrans)
-		} else {
-			le("message frames sent (tap)", float64(tp.sentData.Load()), msgs+retrans)
-		}
-		// Every message frame that arrived was received, a duplicate,
-		// or refused; refusals by session state or epoch also count
-		// control frames, hence a range.
-		arrived := float64(tp.recvData.Load())
-		base := p["cnlink.messages.received"] + p["cnlink.duplicates"] +
-			p["cnlink.rejected{cnlink.reject.reason=window}"] + p["cnlink.rejected{cnlink.reject.reason=too_large}"]
-		if arrived < base || arrived > base+p["cnlink.rejected{cnlink.reject.reason=state}"]+
-			p["cnlink.rejected{cnlink.reject.reason=epoch}"]+p["cnlink.rejected{cnlink.reject.reason=no_session}"] {
-			t.Errorf("%s: %v message frames arrived (tap), metrics account for %v (received+duplicates+refused)", side, arrived, base)
-		}
-		// Each message was delivered, so each of its lost copies was
-		// made up for by a retransmission: retransmissions >= copies
-		// sent minus copies that arrived (duplicates only lower the
-		// right-hand side).
-		lost := float64(tp.sentData.Load()) - float64(tpeer.recvData.Load())
-		if retrans < lost {
-			t.Errorf("%s: %v retransmissions, but %v message frames were lost on the way", side, retrans, lost)
-		}
-		// Conversely, copies that arrived beyond those sent are
-		// duplicates (or refused): arrivals - sends = duplicates +
-		// refusals - retransmissions.
-		peerP := map[int]map[string]float64{0: pb, 1: pa}[i]
-		if extra := -lost; extra > peerP["cnlink.duplicates"]+peerP["cnlink.rejected{cnlink.reject.reason=window}"]+
-			peerP["cnlink.rejected{cnlink.reject.reason=state}"]+peerP["cnlink.rejected{cnlink.reject.reason=epoch}"] {
-			t.Errorf("%s: %v more message frames arrived at the peer than were sent, but it counted %v duplicates", side, extra, peerP["cnlink.duplicates"])
-		}
-		totalLost += lost
-
-		// Datagrams against the fault injector. The endpoint counts a
-		// datagram when Send returned nil: passed on at once or later,
-		// or lost; duplicates are extra copies passed on.
-		if st[i].Send.Failed != 0 {
-			t.Fatalf("%s: memnet refused %d datagrams; the queues are meant to be large enough", side, st[i].Send.Failed)
-		}
-		tx, rx := p["cnlink.datagrams{network.io.direction=transmit}"], p["cnlink.datagrams{network.io.direction=receive}"]
-		eq("datagrams sent + injected duplicates", tx+float64(st[i].Send.Duplicated), float64(st[i].Send.Passed+st[i].Send.Lost))
-		eq("datagrams sent vs tap", tx, float64(tp.sentDgrams.Load()))
-		eq("datagrams received", rx, float64(st[i].Recv.Passed))
-		eq("cnlink.overruns", p["cnlink.overruns"], float64(st[i].Recv.Overruns))
-		eq("cnlink.peer_busy", p["cnlink.peer_busy"], float64(st[i].Send.EAGAIN))
-		eq("cnlink.send.errors", p["cnlink.send.errors"], 0)
-
-		// Gauges at rest.
-		eq("cnlink.sessions.opened", p["cnlink.sessions.opened"], 1)
-		eq("cnlink.sessions.active", p["cnlink.sessions.active"], 1)
-		eq("cnlink.window.inflight", p["cnlink.window.inflight"], 0)
-		eq("cnlink.window.capacity", p["cnlink.window.capacity"], metricsWindow)
-		eq("cnlink.window.utilization", p["cnlink.window.utilization"], 0)
-		eq("cnlink.reorder.buffered", p["cnlink.reorder.buffered"], 0)
-	}
-	// Histograms (process-wide): one size and frame-count sample per
-	// datagram sent, summing to what the taps saw; round trips and
-	// delivery latency.
-	ph := pts[procWide]
-	heq := func(what string, got, want float64) {
-		t.Helper()
-		if got != want {
-			t.Errorf("%s = %v, want %v", what, got, want)
-		}
-	}
-	tx := pa["cnlink.datagrams{network.io.direction=transmit}"] + pb["cnlink.datagrams{network.io.direction=transmit}"]
-	heq("cnlink.datagram.size.count", ph["cnlink.datagram.size.count"], tx)
-	heq("cnlink.datagram.size.sum", ph["cnlink.datagram.size.sum"], float64(taps[0].sentBytes.Load()+taps[1].sentBytes.Load()))
-	heq("cnlink.datagram.frames.count", ph["cnlink.datagram.frames.count"], tx)
-	heq("cnlink.datagram.frames.sum", ph["cnlink.datagram.frames.sum"], float64(taps[0].sentFrames.Load()+taps[1].sentFrames.Load()))
-	if ph["cnlink.rtt.count"] == 0 || ph["cnlink.delivery.duration.count"] == 0 {
-		t.Errorf("%v RTT and %v delivery-latency samples, want some of each", ph["cnlink.rtt.count"], ph["cnlink.delivery.duration.count"])
-	}
-	// An RTT sample needs an ack that released a message, which gives a
-	// delivery sample too.
-	if ph["cnlink.rtt.count"] > ph["cnlink.delivery.duration.count"] {
-		t.Errorf("%v RTT samples, more than the %v delivery samples", ph["cnlink.rtt.count"], ph["cnlink.delivery.duration.count"])
-	}
-
-	// The kinds with a single fault make sure it hit message frames, so
-	// that the checks above had something to check.
-	switch k.name {
-	case "loss":
-		if totalLost <= 0 || totalRetrans == 0 {
-			t.Errorf("loss injected (%d, %d datagrams): %v message frames lost, %v retransmissions; want both > 0",
-				st[0].Send.Lost, st[1].Send.Lost, totalLost, totalRetrans)
-		}
-	case "duplication":
-		if totalLost >= 0 || totalDups == 0 {
-			t.Errorf("duplication injected (%d, %d datagrams): %v extra message frames arrived, %v duplicates counted; want both > 0",
-				st[0].Send.Duplicated+st[0].Recv.Duplicated, st[1].Send.Duplicated+st[1].Recv.Duplicated, -totalLost, totalDups)
-		}
-	}
-
-	// Spans: one per Request, ended, a client span to b's port.
-	var reqSpans int
-	for _, s := range rec.Ended() {
-		if s.Name() != spanRequest {
-			continue
-		}
-		reqSpans++
-		if s.SpanKind() != trace.SpanKindClient || s.Status().Code != codes.Unset {
-			t.Errorf("request span: kind %v, status %v", s.SpanKind(), s.Status())
-		}
-		if v, ok := attrOf(s.Attributes(), attrPeerPort); !ok || v.AsInt64() != int64(b.LocalPort()) {
-			t.Errorf("request span: peer port %v, want %d", v.Emit(), b.LocalPort())
-		}
-	}
-	if reqSpans != requests {
-		t.Errorf("%d request spans, want %d", reqSpans, requests)
-	}
-
-	// A reset: with the faults off, b aborts; a's session ends with
-	// ErrPeerReset.
-	for _, c := range conns {
-		c.SetConfig(fault.Config{})
-	}
-	sb.Abort()
-	<-sa.Done()
-	if !errors.Is(sa.Err(), ErrPeerReset) {
-		t.Fatalf("a's session ended with %v, want ErrPeerReset", sa.Err())
-	}
-	if _, err := sa.Request(ctx, []byte("late")); err == nil {
-		t.Fatal("Request on a reset session succeeded")
-	}
-	synctest.Wait()
-	pts = collect(t, reader)
-	pa, pb = pts[int64(a.LocalPort())], pts[int64(b.LocalPort())]
-	for i, c := range []struct {
-		p      map[string]float64
-		reason string
-	}{{pa, "peer_reset"}, {pb, "local"}} {
-		for _, r := range closeNames {
-			want := 0.0
-			if r == c.reason {
-				want = 1
-			}
-			if got := c.p["cnlink.sessions.closed{cnlink.close.reason="+r+"}"]; got != want {
-				t.Errorf("endpoint %c: sessions closed for %s = %v, want %v", 'a'+i, r, got, want)
-			}
-		}
-		for _, g := range []string{"cnlink.sessions.active", "cnlink.window.capacity", "cnlink.window.inflight", "cnlink.reorder.buffered"} {
-			if c.p[g] != 0 {
-				t.Errorf("endpoint %c: %s = %v after the session ended", 'a'+i, g, c.p[g])
-			}
-		}
-	}
-	checkSessionSpans(t, rec.Ended(), a.LocalPort(), b.LocalPort())
-
-	// Closed endpoints leave the provider: their series disappear.
-	a.Close()
-	b.Close()
-	pts = collect(t, reader)
-	if len(pts[int64(a.LocalPort())])+len(pts[int64(b.LocalPort())]) != 0 {
-		t.Errorf("closed endpoints still reported: %v", pts)
-	}
-}
-
-func attrOf(kvs []attribute.KeyValue, k attribute.Key) (attribute.Value, bool) {
-	for _, kv := range kvs {
-		if kv.Key == k {
-			return kv.Value, true
-		}
-	}
-	return attribute.Value{}, false
-}
-
-// checkSessionSpans checks the two session spans after b aborted: a's
-// (the dialer) saw the handshake complete and a reset, b's accepted and
-// closed locally; the failed Request after the reset is an error span.
-func checkSessionSpans(t *testing.T, spans []sdktrace.ReadOnlySpan, portA, portB uint32) {
-	t.Helper()
-	type want struct {
-		local     uint32
-		handshake string
-		end       string
-		reason    string
-		status    codes.Code
-	}
-	wants := []want{
-		{portA, "established", eventReset, "peer_reset", codes.Error},
-		{portB, "accepted", eventClose, "local", codes.Unset},
-	}
-	for _, w := range wants {
-		var found []sdktrace.ReadOnlySpan
-		for _, s := range spans {
-			if v, _ := attrOf(s.Attributes(), attrLocalPort); s.Name() == spanSession && v.AsInt64() == int64(w.local) {
-				found = append(found, s)
-			}
-		}
-		if len(found) != 1 {
-			t.Errorf("port %d: %d session spans ended, want 1", w.local, len(found))
-			continue
-		}
-		s := found[0]
-		var names []string
-		for _, ev := range s.Events() {
-			names = append(names, ev.Name)
-			switch ev.Name {
-			case eventHandshake:
-				if v, _ := attrOf(ev.Attributes, attrState); v.AsString() != w.handshake {
-					t.Errorf("port %d: handshake event %q, want %q", w.local, v.Emit(), w.handshake)
-				}
-			case w.end:
-				if v, _ := attrOf(ev.Attributes, attrClose); v.AsString() != w.reason {
-					t.Errorf("port %d: %s event reason %q, want %q", w.local, w.end, v.Emit(), w.reason)
-				}
-			}
-		}
-		if !slices.Equal(names, []string{eventHandshake, w.end}) {
-			t.Errorf("port %d: session span events %q, want [%s %s]", w.local, names, eventHandshake, w.end)
-		}
-		if s.Status().Code != w.status {
-			t.Errorf("port %d: session span status %v, want %v", w.local, s.Status(), w.status)
-		}
-	}
-	var failed int
-	for _, s := range spans {
-		if s.Name() == spanRequest && s.Status().Code == codes.Error {
-			failed++
-			if v, _ := attrOf(s.Attributes(), "error.type"); v.AsString() != "peer_reset" {
-				t.Errorf("failed request span: error.type %q, want peer_reset", v.Emit())
-			}
-		}
-	}
-	if failed != 1 {
-		t.Errorf("%d failed request spans, want 1", failed)
-	}
-}
-
-// checkDocumented compares the instruments an endpoint reports with the
-// table in docs/OBSERVABILITY.md, both ways.
-func checkDocumented(t *testing.T, ps ...map[string]float64) {
-	t.Helper()
-	documented := documentedInstruments(t)
-	reported := make(map[string]bool)
-	for _, p := range ps {
-		for k := range p {
-			name, _, _ := strings.Cut(k, "{")
-			name = strings.TrimSuffix(strings.TrimSuffix(name, ".count"), ".sum")
-			reported[name] = true
-		}
-	}
-	for name := range reported {
-		if !documented[name] {
-			t.Errorf("instrument %s is not in the table of docs/OBSERVABILITY.md", name)
-		}
-	}
-	for name := range documented {
-		// Rejections appear only once one happened.
-		if !reported[name] && name != "cnlink.rejected" {
-			t.Errorf("docs/OBSERVABILITY.md lists %s, which the endpoint does not report", name)
-		}
-	}
-}
-
-var docRow = regexp.MustCompile("^\\| `(cnlink\\.[a-z0-9_.]+)` \\|")
-
-func documentedInstruments(t *testing.T) map[string]bool {
-	t.Helper()
-	f, err := os.Open(filepath.Join("..", "docs", "OBSERVABILITY.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	names := make(map[string]bool)
-	sc := bufio.NewScanner(f)
-	section := false // in "## Metrics", up to the next section
-	for sc.Scan() {
-		if strings.HasPrefix(sc.Text(), "## ") {
-			section = sc.Text() == "## Metrics"
-		}
-		if m := docRow.FindStringSubmatch(sc.Text()); section && m != nil {
-			names[m[1]] = true
-		}
-	}
-	if len(names) == 0 {
-		t.Fatal("no instrument table found in docs/OBSERVABILITY.md")
-	}
-	return names
-}
-
 // TestMetricsHooksDoNotAllocate checks the per-datagram and per-ack hooks
-// with an SDK provider listening: they must not allocate.
+// with a provider whose histograms are enabled and record: the hooks must
+// not allocate. (otelcheck's TestSDKHistogramRecordDoesNotAllocate checks
+// that the SDK's Record does not either.)
 func TestMetricsHooksDoNotAllocate(t *testing.T) {
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	defer mp.Shutdown(context.Background())
+	rec := newRecorder()
 	net := memnet.New(memnet.Config{})
 	c, err := net.Open(0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := NewEndpoint(c, &Config{MeterProvider: mp})
+	e, err := NewEndpoint(c, &Config{MeterProvider: rec})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -649,21 +444,30 @@ func TestMetricsHooksDoNotAllocate(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("hooks allocate %v times per run, want 0", allocs)
 	}
-	p := collect(t, reader)[procWide]
+	p := rec.collect(t)
 	if got := p["cnlink.datagram.frames.sum"]; got != 8*1001 {
 		t.Errorf("frames counted: %v, want %d", got, 8*1001)
+	}
+	if got := p["cnlink.round_trip.duration.count"]; got != 1001 {
+		t.Errorf("round-trip samples: %v, want 1001", got)
 	}
 }
 
 // TestMetricsLibraryHasNoSDK proves that the library packages depend on
-// the OpenTelemetry API only: the SDK and exporters are the application's
-// choice (and examples/observe's).
+// the OpenTelemetry API only, and that the module requires nothing more:
+// the SDK and exporters are the application's choice (and otelcheck's
+// and examples/observe's, modules of their own).
 func TestMetricsLibraryHasNoSDK(t *testing.T) {
+	forbidden := []string{
+		"go.opentelemetry.io/otel/sdk",
+		"go.opentelemetry.io/otel/exporters/",
+		"github.com/prometheus/",
+	}
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
-	pkgs := []string{"./reliable", "./transport/...", "./window", "./retry", "./wire", "./proc"}
+	pkgs := []string{"./reliable", "./transport/...", "./window", "./retry", "./wire", "./proc", "."}
 	cmd := exec.Command(goBin, append([]string{"list", "-deps"}, pkgs...)...)
 	cmd.Dir = ".."
 	out, err := cmd.Output()
@@ -675,11 +479,6 @@ func TestMetricsLibraryHasNoSDK(t *testing.T) {
 		t.Fatalf("go list: %v", err)
 	}
 	deps := strings.Fields(string(out))
-	forbidden := []string{
-		"go.opentelemetry.io/otel/sdk",
-		"go.opentelemetry.io/otel/exporters/",
-		"github.com/prometheus/",
-	}
 	for _, d := range deps {
 		for _, f := range forbidden {
 			if strings.HasPrefix(d, f) {
@@ -691,6 +490,24 @@ func TestMetricsLibraryHasNoSDK(t *testing.T) {
 	for _, api := range []string{"go.opentelemetry.io/otel/metric", "go.opentelemetry.io/otel/trace", "github.com/cnlink/cnlink/reliable"} {
 		if !slices.Contains(deps, api) {
 			t.Errorf("go list -deps does not list %s: %d packages listed", api, len(deps))
+		}
+	}
+
+	// go.mod: what a consumer's module graph gets from cnlink. A test of
+	// the root module that imported the SDK would put it back here (go
+	// mod tidy adds test dependencies too).
+	f, err := os.Open(filepath.Join("..", "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(sc.Text()), "require "))
+		for _, fb := range forbidden {
+			if strings.HasPrefix(line, fb) {
+				t.Errorf("go.mod requires %s: move the code that needs it to otelcheck or examples/observe", line)
+			}
 		}
 	}
 }

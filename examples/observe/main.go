@@ -5,12 +5,16 @@
 // injector between them, for -duration, and then prints what Prometheus
 // sees: it scrapes its own /metrics and prints the cnlink_ series.
 //
-//	go run ./examples/observe                              # 5 s at 5% loss
-//	go run ./examples/observe -duration 1m -listen 127.0.0.1:9464 &
+//	cd examples/observe
+//	go run -mod=mod .                                     # 5 s at 5% loss
+//	go run -mod=mod . -duration 1m -listen 127.0.0.1:9464 &
 //	curl -s 127.0.0.1:9464/metrics | grep ^cnlink_
 //
 // The library depends on the OpenTelemetry API only; this program is
-// where the SDK and the exporters come in (see docs/OBSERVABILITY.md). It
+// where the SDK and the exporters come in (see docs/OBSERVABILITY.md), and
+// it is a module of its own (go.mod here, with a replace directive
+// pointing at the repository root), so that they are its dependencies and
+// not those of every module that imports cnlink. It
 // needs root or CAP_NET_ADMIN (unicast between user netlink ports). It
 // exits with status 1 if the application saw a message lost, duplicated
 // or out of order, and 2 on a setup error.

@@ -42,11 +42,19 @@ func TestIntegrationObserve(t *testing.T) {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
 	text := out.String()
-	sample := func(name string) float64 {
+	// sample sums the samples of name whose labels include every one of
+	// labels (as `key="value"`).
+	sample := func(name string, labels ...string) float64 {
 		t.Helper()
 		re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `(\{[^}]*\})? (\S+)$`)
 		sum, found := 0.0, false
+	matches:
 		for _, m := range re.FindAllStringSubmatch(text, -1) {
+			for _, l := range labels {
+				if !strings.Contains(m[1], l) {
+					continue matches
+				}
+			}
 			v, err := strconv.ParseFloat(m[2], 64)
 			if err != nil {
 				t.Fatalf("%s: %v", m[0], err)
@@ -54,27 +62,27 @@ func TestIntegrationObserve(t *testing.T) {
 			sum, found = sum+v, true
 		}
 		if !found {
-			t.Fatalf("no %s sample in the output:\n%s", name, text)
+			t.Fatalf("no %s%v sample in the output:\n%s", name, labels, text)
 		}
 		return sum
 	}
-	sent, received := sample("cnlink_messages_sent_total"), sample("cnlink_messages_received_total")
+	sent, received := sample("cnlink_message_count_total", `network_io_direction="transmit"`), sample("cnlink_message_count_total", `network_io_direction="receive"`)
 	if sent < 1000 || sent != received {
 		t.Errorf("messages sent %v, received %v: want the same, and some", sent, received)
 	}
-	if r := sample("cnlink_retransmissions_total"); r == 0 {
+	if r := sample("cnlink_retransmission_count_total"); r == 0 {
 		t.Error("5% loss injected, no retransmission reported")
 	}
-	if d := sample("cnlink_duplicates_total"); d == 0 {
+	if d := sample("cnlink_duplicate_count_total"); d == 0 {
 		t.Error("10% duplication injected, no duplicate reported")
 	}
-	if c := sample("cnlink_rtt_seconds_count"); c == 0 {
+	if c := sample("cnlink_round_trip_duration_seconds_count"); c == 0 {
 		t.Error("no round-trip samples")
 	}
-	if c := sample(`cnlink_sessions_closed_total`); c != 2 {
+	if c := sample(`cnlink_session_closed_total`); c != 2 {
 		t.Errorf("%v sessions closed, want 2 (one each side)", c)
 	}
-	if !strings.Contains(text, "stdoutmetric export") || !strings.Contains(text, `"Name":"cnlink.messages.sent"`) {
-		t.Errorf("no stdout export of cnlink.messages.sent in the output:\n%s", text)
+	if !strings.Contains(text, "stdoutmetric export") || !strings.Contains(text, `"Name":"cnlink.message.count"`) {
+		t.Errorf("no stdout export of cnlink.message.count in the output:\n%s", text)
 	}
 }
