@@ -8,9 +8,21 @@
 //
 //	tr, err := transport.Open(transport.Config{})
 //	ep, err := reliable.NewEndpoint(tr, nil)
+//	defer ep.Shutdown(ctx) // graceful: what was sent arrives
 //	s, err := ep.Dial(ctx, peerPort, transport.CbID{})
 //	err = s.Send(ctx, []byte("hello"))
-//	msg := <-s.Recv()
+//
+// and the peer receives in one for statement, which ends by itself when
+// the session does:
+//
+//	for msg, err := range s.RecvIter(ctx) {
+//		if err != nil {
+//			return err // reset, peer gone, ctx: not a graceful end
+//		}
+//		use(msg)
+//	}
+//
+// (package discover finds a peer's port).
 //
 // One goroutine per endpoint (the owner) runs every session's state
 // machine with a single timer; a reader goroutine feeds it datagrams and a
@@ -58,8 +70,17 @@
 // is abandoned), and a side that receives the peer's FIN ends at once,
 // even while closing itself. So when both sides Close at once, each Close
 // returns nil if the other had acknowledged everything it sent, and an
-// error matching ErrPeerClosed otherwise. Session.Abort and Endpoint.Close
-// end at once (the peer sees ErrPeerReset) and every blocked call returns.
+// error matching ErrPeerClosed otherwise. Session.CloseContext bounds the
+// wait with a context (and aborts when it ends). Session.Abort and
+// Endpoint.Close end at once (the peer sees ErrPeerReset) and every
+// blocked call returns. Endpoint.Shutdown is the graceful end of a whole
+// endpoint: it refuses new sessions, closes every open one as Close does
+// and waits (bounded by its context) before closing; use it, not Close, in
+// a defer when what was sent must arrive.
+//
+// When the peer closes, its FIN is acknowledged before Done is closed, so
+// an application that exits as soon as its session ends does not make the
+// peer's Close fail.
 //
 // Whatever ends a session, every message its engine accepted (and so
 // acknowledged to the peer) is delivered to Recv or Requests, unless this
@@ -67,7 +88,8 @@
 // Endpoint.Close: SessionStats.Received equals Delivered plus Undelivered,
 // and Undelivered stays 0 unless the application abandoned the session.
 // Done is closed once that delivery is over; messages that arrived before
-// the end stay readable from Recv after Done is closed.
+// the end stay readable from Recv after Done is closed; RecvIter and
+// RequestsIter read them all and then stop.
 //
 // Dial returns once the peer's endpoint answered, which may be before the
 // peer's application calls Accept. Accept never returns a session that
@@ -82,10 +104,12 @@
 // return the session's error.
 //
 //	sentinel            returned by                   meaning
-//	ErrClosed           Send, Flush, Request, Err,     closed locally (Close, Abort, Endpoint.Close)
-//	                    Dial, Accept
-//	ErrAborted          Err, Close (after Abort),      aborted locally (Abort, Endpoint.Close);
-//	                    calls on an aborted session    also matches ErrClosed
+//	ErrClosed           Send, Flush, Request, Err,     closed locally (Close, Abort, Endpoint.Close,
+//	                    Dial, Accept                   Endpoint.Shutdown)
+//	ErrAborted          Err, Close (after Abort),      aborted locally (Abort, Endpoint.Close, a
+//	                    CloseContext, Shutdown,        CloseContext or Shutdown whose context
+//	                    calls on an aborted session    ended: then ctx's error matches too);
+//	                                                   also matches ErrClosed
 //	ErrPeerClosed       Err, Send, Flush, Request,     the peer closed; everything it sent was
 //	                    Close (ours unacknowledged)    delivered
 //	ErrPeerGone         Err, any session call          no answer for DeadPeerTimeout, no socket

@@ -38,6 +38,7 @@ type Endpoint struct {
 	ops      chan func()
 	acceptQ  chan *Session
 	closing  chan struct{}
+	drainCh  chan struct{} // closed when Shutdown begins: no more sessions
 	ownerEnd chan struct{}
 	wg       sync.WaitGroup
 	closeMu  sync.Mutex
@@ -52,6 +53,7 @@ type Endpoint struct {
 	outs      map[uint32]*outBuf
 	pending   []*outBuf  // outBufs with bytes to send at the end of the turn
 	ended     []*Session // sessions that ended this turn: Done closes after the flush
+	draining  bool       // Shutdown began: refuse SYNs and Dials
 	busyOuts  []*outBuf  // outBufs waiting after EAGAIN
 	timers    timerHeap
 	acks      []*Session // sessions owing an Ack this turn
@@ -93,6 +95,7 @@ func NewEndpoint(tr transport.Transport, cfg *Config) (*Endpoint, error) {
 		ops:      make(chan func()),
 		closing:  make(chan struct{}),
 		ownerEnd: make(chan struct{}),
+		drainCh:  make(chan struct{}),
 		sessions: make(map[key]*Session),
 		outs:     make(map[uint32]*outBuf),
 	}
@@ -168,6 +171,10 @@ func (e *Endpoint) Dial(ctx context.Context, port uint32, ch transport.CbID) (*S
 	done := make(chan error, 1)
 	var s *Session
 	err := e.runOnOwner(func() {
+		if e.draining {
+			done <- &SessionError{Port: port, Channel: ch.String(), Kind: ErrClosed, Cause: errors.New("endpoint shutting down")}
+			return
+		}
 		if old, ok := e.sessions[k]; ok && old.state != stateTimeWait && old.state != stateResetWait {
 			if !old.initiator && old.taken.CompareAndSwap(false, true) {
 				// The peer dialed us first and Accept has not taken that
@@ -249,6 +256,8 @@ func (e *Endpoint) Accept(ctx context.Context) (*Session, error) {
 			return s, nil
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		case <-e.drainCh:
+			return nil, fmt.Errorf("%w: endpoint shutting down", ErrClosed)
 		case <-e.ownerEnd:
 			return nil, e.closedErr()
 		}

@@ -73,7 +73,7 @@ func (e *Endpoint) onSyn(k key, s *Session, f *wire.Parsed, now time.Duration) {
 			e.remove(s)
 		}
 	}
-	if e.acceptQ == nil || len(e.acceptQ) == cap(e.acceptQ) ||
+	if e.acceptQ == nil || e.draining || len(e.acceptQ) == cap(e.acceptQ) ||
 		e.cfg.AllowPeer != nil && !e.cfg.AllowPeer(k.port, k.ch, e.rxCreds) {
 		e.reject(rejectRefused)
 		e.sendRstTo(k.port, k.ch, f.Seq, f.Ack+1, wire.RstRefused)

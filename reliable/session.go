@@ -2,6 +2,8 @@ package reliable
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -357,7 +359,13 @@ func (s *Session) Flush(ctx context.Context) error {
 // are abandoned (SessionStats.Undelivered counts them). Were they kept,
 // two sides closing at once without reading could each fill the other's
 // window and leave no room for the other's FIN.
-func (s *Session) Close() error {
+func (s *Session) Close() error { return s.CloseContext(context.Background()) }
+
+// CloseContext is Close with a context: if ctx ends before the close
+// finishes, the session is aborted (the peer gets RST 1) and the error
+// matches ErrAborted and ctx's error. Config.CloseTimeout applies too,
+// whichever comes first.
+func (s *Session) CloseContext(ctx context.Context) error {
 	s.mu.Lock()
 	already := s.closing || s.endErr != nil
 	s.closing = true
@@ -367,7 +375,17 @@ func (s *Session) Close() error {
 		// If the endpoint is gone its shutdown has ended the session.
 		_ = s.ep.runOnOwner(func() { s.ep.beginClose(s) })
 	}
-	<-s.ended
+	select {
+	case <-s.ended:
+	case <-ctx.Done():
+		s.Abort()
+		<-s.ended
+		if errors.Is(s.closeErr, ErrAborted) {
+			// Our abort ended it (not the close finishing meanwhile).
+			<-s.doneCh
+			return s.errOf(ErrClosed, errors.Join(ErrAborted, fmt.Errorf("close abandoned: %w", ctx.Err())))
+		}
+	}
 	<-s.doneCh
 	return s.closeErr
 }
