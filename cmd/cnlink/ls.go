@@ -60,10 +60,11 @@ var lsCommand = &command{
 	},
 }
 
-// writeSockets prints the ls table: one line per socket and owner.
+// writeSockets prints the ls table: one line per socket and owner (a
+// socket shared after a fork has a line per process).
 func writeSockets(w io.Writer, ss []discover.Socket) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PORT\tPID\tCOMMAND\tUID\tGROUPS\tRECVQ\tDROPS\tINODE\t")
+	fmt.Fprintln(tw, "PORT\tPID\tCOMMAND\tUID\tGROUPS\tRECVQ\tDROPS\tINODE")
 	for _, s := range ss {
 		groups := "-"
 		if gl := s.GroupList(); len(gl) > 0 {
@@ -73,17 +74,15 @@ func writeSockets(w io.Writer, ss []discover.Socket) {
 			}
 			groups = strings.Join(parts, ",")
 		}
-		owners := s.Owners
 		pid, comm, uid := "-", "?", "-"
 		if s.Kernel() {
 			comm = "[kernel]"
 		}
-		if len(owners) > 0 {
-			pid, comm, uid = strconv.Itoa(owners[0].PID), owners[0].Comm, uidString(owners[0].UID)
+		if len(s.Owners) == 0 {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\n", s.Port, pid, comm, uid, groups, s.Rmem, s.Drops, s.Inode)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t\n", s.Port, pid, comm, uid, groups, s.Rmem, s.Drops, s.Inode)
-		for _, o := range owners[min(1, len(owners)):] { // shared after a fork
-			fmt.Fprintf(tw, "\t%d\t%s\t%s\t\t\t\t\t\n", o.PID, o.Comm, uidString(o.UID))
+		for _, o := range s.Owners { // one line per owner: several after a fork
+			fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%d\t%d\t%d\n", s.Port, o.PID, o.Comm, uidString(o.UID), groups, s.Rmem, s.Drops, s.Inode)
 		}
 	}
 	tw.Flush()
