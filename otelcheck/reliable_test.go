@@ -122,7 +122,7 @@ func collect(t testing.TB, r *sdkmetric.ManualReader) points {
 				port = a.Value.AsInt64()
 				continue
 			}
-			kv = append(kv, string(a.Key)+"="+a.Value.Emit())
+			kv = append(kv, string(a.Key)+"="+a.Value.String())
 		}
 		if hist := suffix != ""; hist != (port == procWide) {
 			t.Errorf("%s%s: histogram %v, with %s %v", name, kv, hist, attrLocalPort, port != procWide)
@@ -443,7 +443,7 @@ func runMetricsChaos(t *testing.T, k metricsKind, seed uint64) {
 			t.Errorf("request span: kind %v, status %v", s.SpanKind(), s.Status())
 		}
 		if v, ok := attrOf(s.Attributes(), attrPeerPort); !ok || v.AsInt64() != int64(b.LocalPort()) {
-			t.Errorf("request span: peer port %v, want %d", v.Emit(), b.LocalPort())
+			t.Errorf("request span: peer port %v, want %d", v.String(), b.LocalPort())
 		}
 	}
 	if reqSpans != requests {
@@ -539,11 +539,11 @@ func checkSessionSpans(t *testing.T, spans []sdktrace.ReadOnlySpan, portA, portB
 			switch ev.Name {
 			case eventHandshake:
 				if v, _ := attrOf(ev.Attributes, attrState); v.AsString() != w.handshake {
-					t.Errorf("port %d: handshake event %q, want %q", w.local, v.Emit(), w.handshake)
+					t.Errorf("port %d: handshake event %q, want %q", w.local, v.String(), w.handshake)
 				}
 			case w.end:
 				if v, _ := attrOf(ev.Attributes, attrClose); v.AsString() != w.reason {
-					t.Errorf("port %d: %s event reason %q, want %q", w.local, w.end, v.Emit(), w.reason)
+					t.Errorf("port %d: %s event reason %q, want %q", w.local, w.end, v.String(), w.reason)
 				}
 			}
 		}
@@ -559,7 +559,7 @@ func checkSessionSpans(t *testing.T, spans []sdktrace.ReadOnlySpan, portA, portB
 		if s.Name() == spanRequest && s.Status().Code == codes.Error {
 			failed++
 			if v, _ := attrOf(s.Attributes(), "error.type"); v.AsString() != "peer_reset" {
-				t.Errorf("failed request span: error.type %q, want peer_reset", v.Emit())
+				t.Errorf("failed request span: error.type %q, want peer_reset", v.String())
 			}
 		}
 	}

@@ -137,11 +137,11 @@ func (o *recObserver) ObserveInt64(obs metric.Int64Observable, v int64, opts ...
 		if a.Key == "cnlink.local.port" {
 			port = true
 			if a.Value.AsInt64() != int64(o.port) {
-				o.r.errs = append(o.r.errs, in.name+": cnlink.local.port "+a.Value.Emit())
+				o.r.errs = append(o.r.errs, in.name+": cnlink.local.port "+a.Value.String())
 			}
 			continue
 		}
-		kv = append(kv, string(a.Key)+"="+a.Value.Emit())
+		kv = append(kv, string(a.Key)+"="+a.Value.String())
 	}
 	if !port {
 		o.r.errs = append(o.r.errs, in.name+": no cnlink.local.port")
