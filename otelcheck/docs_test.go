@@ -284,3 +284,88 @@ func checkDocumented(t *testing.T, ps ...map[string]float64) {
 		}
 	}
 }
+
+// TestDropLocalPortView checks the recipe of docs/OBSERVABILITY.md for an
+// application that does not want a series per endpoint: a View that drops
+// cnlink.local.port makes the SDK sum the endpoints of the process.
+func TestDropLocalPortView(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		reader := sdkmetric.NewManualReader()
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader),
+			sdkmetric.WithView(sdkmetric.NewView(
+				sdkmetric.Instrument{Name: "cnlink.*"},
+				sdkmetric.Stream{AttributeFilter: attribute.NewDenyKeysFilter("cnlink.local.port")})))
+		defer mp.Shutdown(context.Background())
+		net := memnet.New(memnet.Config{})
+		const window = 256
+		cfg := &reliable.Config{MeterProvider: mp, Window: window}
+		var eps [2]*reliable.Endpoint
+		for i := range eps {
+			c, err := net.Open(0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if eps[i], err = reliable.NewEndpoint(c, cfg); err != nil {
+				t.Fatal(err)
+			}
+			defer eps[i].Close()
+		}
+		sa, sb := dialAccept(t, eps[0], eps[1])
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := stream(ctx, sa, sb, 30, 100); err != nil {
+			t.Fatal(err)
+		}
+		if err := stream(ctx, sb, sa, 20, 100); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []*reliable.Session{sa, sb} {
+			if err := s.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		synctest.Wait()
+		var rm metricdata.ResourceMetrics
+		if err := reader.Collect(context.Background(), &rm); err != nil {
+			t.Fatal(err)
+		}
+		p := make(map[string]float64)
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				d, ok := m.Data.(metricdata.Sum[int64])
+				if !ok {
+					continue
+				}
+				for _, dp := range d.DataPoints {
+					if _, ok := dp.Attributes.Value(attrLocalPort); ok {
+						t.Errorf("%s: cnlink.local.port despite the View", m.Name)
+					}
+					var kv []string
+					for _, a := range dp.Attributes.ToSlice() {
+						kv = append(kv, string(a.Key)+"="+a.Value.String())
+					}
+					name := m.Name
+					if len(kv) > 0 {
+						name += "{" + strings.Join(kv, ",") + "}"
+					}
+					if _, dup := p[name]; dup {
+						t.Errorf("%s: two data points", name)
+					}
+					p[name] = float64(dp.Value)
+				}
+			}
+		}
+		for series, want := range map[string]float64{
+			"cnlink.message.count{network.io.direction=transmit}": 50,
+			"cnlink.message.count{network.io.direction=receive}":  50,
+			"cnlink.message.delivered":                            50,
+			"cnlink.session.opened":                               2,
+			"cnlink.session.active":                               2,
+			"cnlink.window.limit":                                 2 * window,
+		} {
+			if p[series] != want {
+				t.Errorf("%s = %v, want %v (the sum of the two endpoints)", series, p[series], want)
+			}
+		}
+	})
+}
