@@ -123,8 +123,8 @@
 //	                                                   context.DeadlineExceeded)
 //	ErrMessageTooLarge  Send, SendBatch, Request,      message over the session's MaxMessage
 //	                    Reply                          (*MessageSizeError)
-//	ErrPermission       Err, any session call          the kernel refused to send (EPERM):
-//	                                                   CAP_NET_ADMIN is needed
+//	ErrPermission       NewEndpoint, Err, any session  the process lacks CAP_NET_ADMIN (NewEndpoint
+//	                    call                           checks), or the kernel refused to send (EPERM)
 //	ErrTransport        Err, any session call, Dial,   the socket failed otherwise; Cause says how
 //	                    Accept
 //	ErrSessionExists    Dial                           this endpoint already has a session with

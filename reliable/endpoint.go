@@ -80,10 +80,20 @@ const rxBuffers = 8
 
 // NewEndpoint runs the cnlink protocol over tr. The endpoint owns tr from
 // now on and closes it in Close. A nil cfg means defaults.
+//
+// NewEndpoint fails with an error matching ErrPermission when tr tells
+// that its sends cannot work (a netlink socket in a process without
+// CAP_NET_ADMIN: every session would fail at its first frame, and an
+// accepting endpoint could never answer the sessions it accepted).
 func NewEndpoint(tr transport.Transport, cfg *Config) (*Endpoint, error) {
 	c, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
+	}
+	if p, ok := tr.(interface{ SendPermitted() error }); ok {
+		if err := p.SendPermitted(); err != nil {
+			return nil, &permissionError{cause: err}
+		}
 	}
 	e := &Endpoint{
 		tr:       tr,
@@ -276,7 +286,7 @@ func (e *Endpoint) endReason() (kind, cause error) {
 
 func (e *Endpoint) closedErr() error {
 	if p := e.fatal.Load(); p != nil {
-		return fmt.Errorf("%w: %w", ErrTransport, *p)
+		return &kindError{kind: ErrTransport, cause: *p}
 	}
 	return ErrClosed
 }

@@ -3,6 +3,7 @@ package reliable
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Sentinel errors. Every error this package returns matches one of them,
@@ -61,12 +62,42 @@ type SessionError struct {
 }
 
 func (e *SessionError) Error() string {
-	s := fmt.Sprintf("cnlink: session port=%d channel=%s: %v", e.Port, e.Channel, e.Kind)
+	s := fmt.Sprintf("cnlink: session port=%d channel=%s: %s", e.Port, e.Channel, bare(e.Kind))
 	if e.Cause != nil {
-		s += ": " + e.Cause.Error()
+		s += ": " + bare(e.Cause)
 	}
 	return s
 }
+
+// bare is err's message without the package prefix ("cnlink: " or
+// "cnlink/transport: ") it starts with, so that a message that wraps it
+// says "cnlink" once.
+func bare(err error) string {
+	if err == nil {
+		return "<nil>"
+	}
+	s := err.Error()
+	for _, p := range []string{"cnlink: ", "cnlink/transport: "} {
+		s = strings.TrimPrefix(s, p)
+	}
+	return s
+}
+
+// kindError is a sentinel with a cause, in one message with one prefix.
+type kindError struct{ kind, cause error }
+
+func (e *kindError) Error() string   { return e.kind.Error() + ": " + bare(e.cause) }
+func (e *kindError) Unwrap() []error { return []error{e.kind, e.cause} }
+
+// permissionError is NewEndpoint's error when the process may not send:
+// it matches ErrPermission and the transport's error (EPERM).
+type permissionError struct{ cause error }
+
+func (e *permissionError) Error() string {
+	return "cnlink: permission denied: this process lacks CAP_NET_ADMIN, which sends between netlink connector user ports need (run it as root, or grant the capability: setcap cap_net_admin+ep <program>)"
+}
+
+func (e *permissionError) Unwrap() []error { return []error{ErrPermission, e.cause} }
 
 // Unwrap returns the sentinel and the cause.
 func (e *SessionError) Unwrap() []error {

@@ -59,7 +59,7 @@ func Example() {
 	// peer got "two"
 	// reply "echo three" <nil>
 	// close: <nil>
-	// peer: cnlink: session port=1 channel=1129204811:1: cnlink: peer closed the session
+	// peer: cnlink: session port=1 channel=1129204811:1: peer closed the session
 }
 
 // Errors say why a session ended.
@@ -81,7 +81,7 @@ func ExampleSession_Err() {
 	<-s.Done()
 	fmt.Println(s.Err())
 	// Output:
-	// cnlink: session port=2 channel=1129204811:1: cnlink: session reset by peer: peer endpoint closed
+	// cnlink: session port=2 channel=1129204811:1: session reset by peer: peer endpoint closed
 }
 
 // A receive loop in one for statement: RecvIter yields every message

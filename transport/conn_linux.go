@@ -154,6 +154,25 @@ func (c *Conn) setsockopt(level, opt, v int) error {
 // LocalPort is the netlink port ID the socket is bound to.
 func (c *Conn) LocalPort() uint32 { return c.port }
 
+// SendPermitted reports, before any send, whether sends to user ports and
+// groups can work: it returns an *OpError matching ErrPermission and EPERM
+// when the calling thread lacks CAP_NET_ADMIN in its effective set (the
+// kernel would refuse every such send), else nil. The kernel may still
+// refuse where the capability does not count (a user namespace that does
+// not own the network namespace); sends then fail with ErrPermission.
+// Sends to the kernel (port 0) need no privilege.
+func (c *Conn) SendPermitted() error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return nil // cannot tell: let the first send decide
+	}
+	if data[0].Effective&(1<<unix.CAP_NET_ADMIN) == 0 {
+		return &OpError{Op: "check", Kind: ErrPermission, Err: unix.EPERM}
+	}
+	return nil
+}
+
 // Send transmits datagram b to dst without ever waiting: the kernel never
 // signals a netlink sender writable after EAGAIN, so a full peer queue is
 // reported at once as ErrPeerBusy and the caller retries on a timer.

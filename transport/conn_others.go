@@ -29,6 +29,9 @@ func Open(cfg Config) (*Conn, error) {
 // LocalPort returns 0.
 func (c *Conn) LocalPort() uint32 { return 0 }
 
+// SendPermitted fails with ErrUnsupported.
+func (c *Conn) SendPermitted() error { return unsupported("check") }
+
 // Send fails with ErrUnsupported.
 func (c *Conn) Send(dst Addr, b []byte) error { return unsupported("send") }
 

@@ -3,6 +3,7 @@ package transport
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"syscall"
 )
 
@@ -18,7 +19,7 @@ var (
 	ErrPeerGone = errors.New("cnlink/transport: peer gone (no socket on port)")
 	// ErrPermission: sending to a user port or group over NETLINK_CONNECTOR
 	// needs CAP_NET_ADMIN (EPERM).
-	ErrPermission = errors.New("cnlink/transport: permission denied: sending to a user port or group needs CAP_NET_ADMIN")
+	ErrPermission = errors.New("cnlink/transport: permission denied (sending to a user port or group needs CAP_NET_ADMIN)")
 	// ErrClosed: the transport was closed.
 	ErrClosed = errors.New("cnlink/transport: closed")
 	// ErrTooLarge: the datagram exceeds what the transport can carry.
@@ -37,16 +38,20 @@ type OpError struct {
 	Err  error  // underlying cause, usually a unix.Errno
 }
 
+// prefix starts every message of this package, once.
+const prefix = "cnlink/transport: "
+
 func (e *OpError) Error() string {
-	s := "cnlink/transport: " + e.Op
+	s := prefix + e.Op
 	if e.Op == "send" || e.Addr != (Addr{}) {
 		s += fmt.Sprintf(" port=%d group=%d", e.Addr.Port, e.Addr.Group)
 	}
+	// One "cnlink/transport:" per message: the sentinel's own is dropped.
 	switch {
 	case e.Kind != nil && e.Err != nil:
-		return s + ": " + e.Kind.Error() + ": " + e.Err.Error()
+		return s + ": " + strings.TrimPrefix(e.Kind.Error(), prefix) + ": " + e.Err.Error()
 	case e.Kind != nil:
-		return s + ": " + e.Kind.Error()
+		return s + ": " + strings.TrimPrefix(e.Kind.Error(), prefix)
 	case e.Err != nil:
 		return s + ": " + e.Err.Error()
 	}
