@@ -50,6 +50,7 @@ func cnlinkBin(t *testing.T) string {
 		if buildErr != nil {
 			return
 		}
+		_ = os.Chmod(binDir, 0o755) // TestCLILsUnprivileged runs it as nobody
 		binPath = filepath.Join(binDir, "cnlink")
 		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
 		if err != nil {
@@ -248,6 +249,29 @@ func TestCLILs(t *testing.T) {
 	_, stdout, _ := runCLI(t, "", "ls", "-pid", "999999999")
 	if strings.Contains(stdout, strconv.Itoa(int(c.LocalPort()))) {
 		t.Errorf("ls -pid of another process lists our socket:\n%s", stdout)
+	}
+}
+
+// TestCLILsUnprivileged: without privilege, ls still lists every socket
+// but cannot see who holds another user's.
+func TestCLILsUnprivileged(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run ls as another user")
+	}
+	c, err := transport.Open(transport.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cmd := exec.Command(cnlinkBin(t), "ls")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("ls as nobody: %v\n%s", err, out)
+	}
+	row := regexp.MustCompile(fmt.Sprintf(`(?m)^%d +- +\? +- +`, c.LocalPort()))
+	if !row.Match(out) {
+		t.Errorf("ls as nobody: no ownerless line for port %d:\n%s", c.LocalPort(), out)
 	}
 }
 
