@@ -33,10 +33,14 @@ type Config struct {
 	// means 1024.
 	RecvBuffer int
 	// MaxMessage is the largest message accepted, in bytes. Zero means
-	// 16384; at most MaxMessageLimit.
+	// 16384; at most MaxMessageLimit. A session's limit in each direction
+	// is the receiver's: what this side sends is bounded by the peer's
+	// MaxMessage (Session.MaxMessage tells; a larger Send fails with a
+	// *MessageSizeError naming it).
 	MaxMessage int
 	// MaxDatagram bounds a coalesced datagram (send and receive). Zero
-	// means 65536. It must hold one frame of MaxMessage bytes.
+	// means 65536, or one frame of MaxMessage bytes if that is more. It
+	// must hold one frame of MaxMessage bytes.
 	MaxDatagram int
 	// AcceptBacklog is how many peer-opened sessions wait for Accept
 	// before new ones are refused. Zero means 64. Negative disables
@@ -94,7 +98,7 @@ func (c *Config) withDefaults() (Config, error) {
 	def(&d.SendBuffer, d.Window)
 	def(&d.RecvBuffer, 1024)
 	def(&d.MaxMessage, 16384)
-	def(&d.MaxDatagram, 65536)
+	def(&d.MaxDatagram, max(65536, transport.FrameLen(wire.HeaderLen+d.MaxMessage)))
 	def(&d.AcceptBacklog, 64)
 	defD(&d.HandshakeTimeout, 5*time.Second)
 	defD(&d.KeepAlive, time.Second)
@@ -118,7 +122,7 @@ func (c *Config) withDefaults() (Config, error) {
 		errs = append(errs, errors.New("durations must not be negative"))
 	}
 	if len(errs) > 0 {
-		return d, fmt.Errorf("cnlink: invalid config: %w", errors.Join(errs...))
+		return d, &kindError{kind: ErrInvalidConfig, cause: errors.Join(errs...)}
 	}
 	return d, nil
 }

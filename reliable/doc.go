@@ -130,6 +130,7 @@
 //	ErrSessionExists    Dial                           this endpoint already has a session with
 //	                                                   that port and channel
 //	ErrNotAccepting     Accept                         Config.AcceptBacklog < 0
+//	ErrInvalidConfig    NewEndpoint                    a Config field out of range (named)
 //	ErrAlreadyReplied   Request.Reply                  a second Reply to one request
 //	ctx's error         Send, SendBatch, Request,      the context ended first (Dial wraps it in
 //	                    Flush, Dial, Accept            *SessionError)

@@ -47,6 +47,9 @@ var (
 	// ErrSessionExists: Dial to a (port, channel) that already has a
 	// session on this endpoint.
 	ErrSessionExists = errors.New("cnlink: session already exists")
+	// ErrInvalidConfig: NewEndpoint was given a Config it cannot use; the
+	// message names each field at fault.
+	ErrInvalidConfig = errors.New("cnlink: invalid config")
 	// ErrNotAccepting: Accept on an endpoint configured with
 	// AcceptBacklog < 0.
 	ErrNotAccepting = errors.New("cnlink: endpoint does not accept sessions")
