@@ -101,6 +101,8 @@ func listen(ctx context.Context, e *env, o listenOpts) error {
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
 	defer signal.Stop(usr1)
+	stopUSR1 := make(chan struct{})
+	defer close(stopUSR1)
 	go func() {
 		for {
 			select {
@@ -108,20 +110,19 @@ func listen(ctx context.Context, e *env, o listenOpts) error {
 				e.mu.Lock()
 				fmt.Fprint(e.stderr, l.statsText())
 				e.mu.Unlock()
-			case <-ctx.Done():
+			case <-stopUSR1:
 				return
 			}
 		}
 	}()
 
-	err = l.serve(ctx)
+	err = l.serve(ctx) // returns once every session has ended
 	if o.stats {
 		e.mu.Lock()
 		fmt.Fprint(e.stderr, l.statsText())
 		e.mu.Unlock()
 	}
 	_ = ep.Close()
-	l.wg.Wait()
 	return err
 }
 
@@ -146,6 +147,9 @@ func (l *listener) serve(ctx context.Context) error {
 	for {
 		s, err := l.ep.Accept(ctx)
 		if err != nil {
+			// Let every session close gracefully before the endpoint
+			// goes (Endpoint.Close would abort them).
+			l.wg.Wait()
 			if ctx.Err() != nil {
 				l.mu.Lock()
 				defer l.mu.Unlock()
@@ -201,6 +205,9 @@ func (l *listener) session(ctx context.Context, s *reliable.Session) error {
 	})
 	for msg, err := range s.RecvIter(ctx) {
 		if err != nil {
+			if ctx.Err() != nil {
+				break // interrupted: close gracefully below
+			}
 			s.Abort()
 			return err
 		}
@@ -214,12 +221,9 @@ func (l *listener) session(ctx context.Context, s *reliable.Session) error {
 		l.print(msg)
 		s.Recycle(msg)
 	}
-	if ctx.Err() != nil {
-		s.Abort()
-		return ctx.Err()
-	}
-	// The peer closed (everything it sent was seen): close our side,
-	// which for an echo also waits until the peer has every echo.
+	// The peer closed (everything it sent was seen), or we were
+	// interrupted: close our side gracefully, which also waits until the
+	// peer has every echo (bounded by the endpoint's CloseTimeout).
 	if err := s.Close(); err != nil && !errors.Is(err, reliable.ErrPeerClosed) {
 		return err
 	}

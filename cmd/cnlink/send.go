@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"sync"
 
 	"github.com/cnlink/cnlink/reliable"
 )
@@ -110,15 +109,15 @@ var catCommand = &command{
 				return err
 			}
 			defer ep.Close()
-			var wg sync.WaitGroup
-			defer wg.Wait()
+			// The sender is not waited for: it may be blocked reading a
+			// terminal when the peer closes, and the process exits then.
 			sendCtx, stopSend := context.WithCancel(ctx)
 			defer stopSend()
-			wg.Go(func() {
+			go func() {
 				if _, err := sendInput(sendCtx, s, e.stdin, *raw); err != nil && sendCtx.Err() == nil {
 					e.note("cat: sending: %v", err)
 				}
-			})
+			}()
 			for msg, err := range s.RecvIter(ctx) {
 				if err != nil {
 					if ctx.Err() != nil { // interrupted: close gracefully
