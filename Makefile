@@ -65,11 +65,12 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 5m)
 			echo "== $$p $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$p || exit 1; done; done
 
 .PHONY: lint
-lint: ## gofmt, go vet, staticcheck and go mod tidy check
+lint: ## gofmt, go vet and staticcheck (flood tests included), go mod tidy check of every module (part of CI)
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt needed" && exit 1)
-	$(GO) vet $(PKGS)
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@latest $(PKGS)
+	$(GO) vet -tags cnlink_floods $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@latest -tags cnlink_floods $(PKGS)
 	$(GO) mod tidy -diff
+	for m in bench/peers otelcheck examples/observe; do (cd $$m && $(GO) mod tidy -diff) || exit 1; done
 
 .PHONY: tidy-check
 tidy-check: ## Fail if go.mod/go.sum are not tidy

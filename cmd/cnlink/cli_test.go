@@ -384,11 +384,11 @@ func TestCLICat(t *testing.T) {
 func TestCLIStat(t *testing.T) {
 	testenv.RequireNetAdmin(t)
 	l, port := startListen(t)
-	code, stdout, stderr := runCLI(t, "a\nb\n", "send", "-to", port)
+	code, _, stderr := runCLI(t, "a\nb\n", "send", "-to", port)
 	if code != 0 {
 		t.Fatalf("send: %d %s", code, stderr)
 	}
-	code, stdout, stderr = runCLI(t, "", "stat", "-to", port)
+	code, stdout, stderr := runCLI(t, "", "stat", "-to", port)
 	if code != 0 {
 		t.Fatalf("stat: exit %d: %s", code, stderr)
 	}
