@@ -42,13 +42,9 @@ func (e *Endpoint) onAck(s *Session, f *wire.Parsed, now time.Duration) {
 	}
 	e.m.ackDone(now)
 	s.freeBatch()
-	if res.Acked > 0 {
-		s.probes, s.rtoFrom = 0, 0
-	}
+	s.rec.OnAck(res)
 	if res.RTTValid {
-		s.rtt.Update(res.RTT)
-		s.snd.SetSRTT(s.rtt.SRTT())
-		s.stats.srtt.Store(int64(s.rtt.SRTT()))
+		s.stats.srtt.Store(int64(s.rec.RTT().SRTT()))
 		e.m.rtt(res.RTT)
 	}
 	if res.Spurious > 0 {
@@ -118,25 +114,13 @@ func (e *Endpoint) retransmit(s *Session, now time.Duration, rto bool) {
 	}
 }
 
-// onStatusReq: the peer overran and lost frames; what it has not
-// acknowledged although it was sent a round trip ago is retransmitted now,
-// and it gets our status back.
-//
-// The request costs the peer one small frame, so the repair is bounded
-// twice, or it would be an amplifier: it is honoured at most once per
-// round trip, and it resends only records sent at least a round trip
-// before (younger ones may still be in the peer's queue; if the overrun
-// took them, the peer's next request, which its overrun schedule sends
-// within a round trip or two, repairs them). The ACK is always sent.
+// onStatusReq: the peer overran and lost frames. The recovery policy
+// decides what to resend (bounded, so that the request is no amplifier:
+// see loss.Recovery.OnStatusRequest); the retransmissions go out at the
+// end of the turn, and the ACK is always sent.
 func (e *Endpoint) onStatusReq(s *Session, now time.Duration) {
-	if now >= s.nextRepair {
-		rtt := s.rtt.SRTT()
-		if rtt == 0 {
-			rtt = s.rtt.RTO()
-		}
-		s.nextRepair = now + rtt
+	if repaired, _ := s.rec.OnStatusRequest(now); repaired {
 		s.stats.statusRepair.Add(1)
-		s.snd.MarkLostSentBefore(now - rtt)
 	}
 	if !s.ackDue {
 		e.needAck(s, uint32(s.rcv.Cum())-1)

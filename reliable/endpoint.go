@@ -578,7 +578,6 @@ func (e *Endpoint) newSession(k key, initiator bool) *Session {
 		ended:     make(chan struct{}),
 		state:     stateSynSent,
 		heapIdx:   -1,
-		rtt:       retry.NewRTT(retry.RTTConfig{}),
 		replyWait: make(map[uint32]chan replyMsg),
 	}
 	s.pump.wake = make(chan struct{}, 1)

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/cnlink/cnlink/loss"
+	"github.com/cnlink/cnlink/retry"
 	"github.com/cnlink/cnlink/transport"
 	"github.com/cnlink/cnlink/window"
 	"github.com/cnlink/cnlink/wire"
@@ -198,6 +200,7 @@ func (e *Endpoint) establish(s *Session, peer wire.Syn, now time.Duration) {
 		// fold. DSACK feedback widens it when reordering is real.
 		ReorderWindowMin: 100 * time.Microsecond,
 	})
+	s.rec = loss.New(s.snd, retry.RTTConfig{})
 	s.rcv = window.NewReceiver[rxItem](window.Seq(peer.ISN), window.ReceiverConfig{Window: e.cfg.Window, MaxRanges: 16})
 	s.release = s.releaseMsg
 	s.state = stateEstablished

@@ -10,6 +10,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/cnlink/cnlink/loss"
 	"github.com/cnlink/cnlink/retry"
 	"github.com/cnlink/cnlink/transport"
 	"github.com/cnlink/cnlink/window"
@@ -63,7 +64,7 @@ type Session struct {
 	state      state
 	snd        *window.Sender[*msgBuf]
 	rcv        *window.Receiver[rxItem]
-	rtt        *retry.RTT
+	rec        *loss.Recovery[*msgBuf] // loss detection and timers of snd
 	hs         *retry.Schedule
 	out        *outBuf
 	hsDeadline time.Duration
@@ -77,7 +78,6 @@ type Session struct {
 	ackSeq     uint32          // cn_msg.seq of the newest frame to answer
 	statusReq  bool            // ask the peer for its status (we overran)
 	statusAt   time.Duration   // next status request after an overrun
-	nextRepair time.Duration   // the peer's status requests repair again from then
 	overrun    *retry.Schedule // paces status requests after an overrun
 	replyWait  map[uint32]chan replyMsg
 	deadline   time.Duration
@@ -88,9 +88,7 @@ type Session struct {
 	peerFin    bool   // the peer's FIN was delivered: its stream is over
 	rstReason  uint32 // in stateResetWait, what RST answers late frames with
 	touched    bool
-	freeing    []*msgBuf     // released this turn, returned to the free list under one lock
-	probes     int           // RTO expiries answered by a probe since the last progress
-	rtoFrom    time.Duration // after a probe the RTO timer runs from here
+	freeing    []*msgBuf // released this turn, returned to the free list under one lock
 	myISN      window.Seq
 	release    func(window.Seq, *msgBuf)
 	stats      sessionStats
@@ -449,6 +447,6 @@ func (s *Session) rcvCumForTest() uint32 {
 // rttForTest exposes the current RTO to tests.
 func (s *Session) rttForTest() time.Duration {
 	var d time.Duration
-	_ = s.ep.runOnOwner(func() { d = s.rtt.RTO() })
+	_ = s.ep.runOnOwner(func() { d = s.rec.RTT().RTO() })
 	return d
 }

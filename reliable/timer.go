@@ -45,24 +45,16 @@ func (e *Endpoint) onTimer(s *Session, now time.Duration) {
 		e.fail(s, ErrTimeout, errors.New("graceful close did not finish in time"))
 		return
 	}
-	if d, ok := s.snd.LossDeadline(); ok && now >= d {
-		s.snd.DetectLoss(now)
-		e.retransmit(s, now, false)
-	}
-	if t, ok := s.snd.OldestSentAt(); ok && now >= max(t, s.rtoFrom)+s.rtt.RTO() {
-		if s.probes == 0 {
-			// First expiry: probe instead of resending the whole window
-			// (RFC 9002 6.2's probe timeout in spirit). A receiver that was
-			// merely slow answers with an ack covering everything; a lost
-			// tail shows up in the answer's SACK or in the next expiry.
-			s.probes++
-			e.sendPing(s, 0, now)
-			s.rtoFrom = now
-		} else {
-			s.snd.OnTimeout(now)
-			e.retransmit(s, now, true)
+	if d, ok := s.rec.Deadline(); ok && now >= d {
+		// The policy is loss.Recovery's: time-threshold losses, then
+		// the RTO's probe first and retransmissions after.
+		a := s.rec.OnTimer(now)
+		if a.Probe {
+			e.sendPing(s, now)
 		}
-		s.rtt.Backoff()
+		if a.Lost > 0 {
+			e.retransmit(s, now, a.RTO && !a.Probe)
+		}
 	}
 	if s.statusAt != 0 && now >= s.statusAt {
 		if s.rcv.Buffered() > 0 {
@@ -75,11 +67,11 @@ func (e *Endpoint) onTimer(s *Session, now time.Duration) {
 		// The peer's window is closed and nothing is in flight: probe so
 		// that a lost window update cannot stall us forever.
 		s.probeAt = 0
-		e.sendPing(s, 0, now)
-		s.rtt.Backoff()
+		e.sendPing(s, now)
+		s.rec.RTT().Backoff()
 	}
 	if now >= max(s.lastHeard, s.lastPing)+e.cfg.KeepAlive {
-		e.sendPing(s, 0, now)
+		e.sendPing(s, now)
 	}
 	e.touchSession(s)
 }
@@ -97,16 +89,14 @@ func (e *Endpoint) reschedule(s *Session, now time.Duration) {
 		if s.closeAt != 0 {
 			d = min(d, s.closeAt)
 		}
-		if t, ok := s.snd.OldestSentAt(); ok {
-			d = min(d, max(t, s.rtoFrom)+s.rtt.RTO())
+		if t, ok := s.rec.Deadline(); ok {
+			d = min(d, t)
 		} else if !s.snd.CanSend() && s.queued() > 0 {
+			// Nothing in flight and the peer's window closed.
 			if s.probeAt == 0 {
-				s.probeAt = now + s.rtt.RTO()
+				s.probeAt = now + s.rec.RTT().RTO()
 			}
 			d = min(d, s.probeAt)
-		}
-		if t, ok := s.snd.LossDeadline(); ok {
-			d = min(d, t)
 		}
 		if s.statusAt != 0 {
 			d = min(d, s.statusAt)
@@ -117,8 +107,8 @@ func (e *Endpoint) reschedule(s *Session, now time.Duration) {
 
 // sendPing probes the peer (keepalive, zero window, RTO probe); the
 // answer is an ACK.
-func (e *Endpoint) sendPing(s *Session, flags uint16, now time.Duration) {
-	f := wire.Frame{ID: s.key.ch, Seq: uint32(s.snd.Next()), Ack: s.myEpoch, Port: e.tr.LocalPort(), Type: wire.TypePing, Flags: flags}
+func (e *Endpoint) sendPing(s *Session, now time.Duration) {
+	f := wire.Frame{ID: s.key.ch, Seq: uint32(s.snd.Next()), Ack: s.myEpoch, Port: e.tr.LocalPort(), Type: wire.TypePing}
 	e.appendFrame(s, &f, nil, nil, now)
 	s.lastPing = now
 }

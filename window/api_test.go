@@ -35,7 +35,6 @@ func apiSender(s *window.Sender[[]byte]) {
 		_ func(time.Duration)                                                        = s.SetSRTT
 		_ func(time.Duration) int                                                    = s.DetectLoss
 		_ func() (time.Duration, bool)                                               = s.LossDeadline
-		_ func(time.Duration) int                                                    = s.OnTimeout
 		_ func() int                                                                 = s.MarkAllLost
 		_ func(time.Duration) (window.Seq, []byte, bool)                             = s.PopLost
 		_ func() bool                                                                = s.HasLost

@@ -58,10 +58,10 @@
 // # The caller's duties
 //
 // The engine above owns the Sender and Receiver of a stream from one
-// goroutine. After Sender.OnAck it retransmits what Sender.PopLost hands out,
-// and keeps two timers: the loss timer at Sender.LossDeadline (then
-// Sender.DetectLoss) and the retransmission timer at Sender.OldestSentAt
-// plus the RTO (then Sender.OnTimeout). It feeds the RTT samples of
-// AckResult to its RTT estimator and the smoothed RTT back to
-// Sender.SetSRTT.
+// goroutine. After Sender.OnAck it retransmits what Sender.PopLost hands
+// out. When records count as lost by time, what the retransmission timer
+// does and how an overrun report is answered is policy, and lives in
+// package loss (loss.Recovery wraps a Sender with an RTT estimator): the
+// Sender's LossDeadline, DetectLoss, OldestSentAt, MarkAllLost,
+// MarkLostSentBefore and SetSRTT are the primitives it uses.
 package window

@@ -237,10 +237,10 @@ func (fr *fuzzRun) step(r *fuzzReader) {
 			fr.data = append(fr.data, fuzzFrame{seq, v})
 		}
 	case 11:
-		n, m := fr.snd.OnTimeout(fr.now), fr.ms.markAllLost()
+		n, m := fr.snd.MarkAllLost(), fr.ms.markAllLost()
 		fr.log = append(fr.log, fmt.Sprintf("timeout: %d", n))
 		if n != m {
-			fr.fatalf("OnTimeout = %d, model %d", n, m)
+			fr.fatalf("MarkAllLost (timeout) = %d, model %d", n, m)
 		}
 	case 12:
 		if b := r.byte(); b%2 == 0 {
@@ -430,7 +430,7 @@ func (fr *fuzzRun) repair() {
 		fr.mr.ack(0)
 		fr.onAck(a.Clone())
 		if fr.snd.InFlight() > 0 {
-			fr.snd.OnTimeout(fr.now)
+			fr.snd.MarkAllLost()
 			fr.ms.markAllLost()
 			for {
 				seq, v, ok := fr.snd.PopLost(fr.now)

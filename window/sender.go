@@ -732,20 +732,12 @@ func (s *Sender[T]) LossDeadline() (time.Duration, bool) {
 	return r.sentAt + s.rackRTT + s.ReorderWindow(), true
 }
 
-// OnTimeout handles the expiry of the retransmission timer: every
-// unacknowledged record not already lost is declared lost. It returns how
-// many records it declared lost. (RFC 8985 section 6.3 marks only the records
-// older than RACK's reordering window; here the RTO is the last resort and is
-// meant to be conservative, so everything goes.)
-func (s *Sender[T]) OnTimeout(now time.Duration) int {
-	_ = now // kept for symmetry with the other timer entry points
-	return s.markLostBefore(maxTime)
-}
-
 // MarkAllLost declares lost every unacknowledged record not already lost
-// (SACKed records are acknowledged, so they are not among them); use it when
-// the peer reports an overrun, which means it dropped what was in flight. It
-// returns how many records it declared lost.
+// (SACKed records are acknowledged, so they are not among them), and
+// returns how many. It is what an expired retransmission timer does (RFC
+// 8985 section 6.3 marks only the records older than RACK's reordering
+// window; here the RTO is the last resort and is meant to be conservative,
+// so everything goes): see package loss, which decides when.
 func (s *Sender[T]) MarkAllLost() int { return s.markLostBefore(maxTime) }
 
 // MarkLostSentBefore declares lost every unacknowledged record not already

@@ -450,7 +450,7 @@ func TestSenderRTTSample(t *testing.T) {
 		if res := h.ack(10*ms, 0, [2]int{0, 0}, [2]int{2, 2}); !res.RTTValid || res.RTT != 8*ms {
 			t.Errorf("sample %v %v, want 8ms from the newest acknowledged", res.RTTValid, res.RTT)
 		}
-		h.s.OnTimeout(10 * ms)
+		h.s.MarkAllLost()
 		h.popAll(20 * ms) // 1 and 3 retransmitted
 		if res := h.ack(30*ms, 2); res.RTTValid {
 			t.Errorf("sample %v from a retransmitted record", res.RTT)
@@ -480,7 +480,7 @@ func TestSenderAmbiguousAck(t *testing.T) {
 			h.push(0, 1)
 			h.ack(10*ms, 1) // min_RTT 10ms
 			h.push(20*ms, 3)
-			h.s.OnTimeout(25 * ms)
+			h.s.MarkAllLost()
 			h.popAll(30 * ms) // 1 then 2, transmissions 4 and 5
 			if res := h.ack(tt.ackAt, 1, [2]int{2, 2}); res.NewlyLost != tt.lost {
 				t.Errorf("NewlyLost = %d, want %d", res.NewlyLost, tt.lost)
@@ -648,11 +648,11 @@ func TestSenderTimeout(t *testing.T) {
 		if at, ok := h.s.OldestSentAt(); !ok || at != 0 {
 			t.Fatalf("OldestSentAt = %v %v, want 0", at, ok)
 		}
-		if n := h.s.OnTimeout(10 * ms); n != 4 {
-			t.Fatalf("OnTimeout = %d, want 4 (1, 2, 4, 5)", n)
+		if n := h.s.MarkAllLost(); n != 4 {
+			t.Fatalf("MarkAllLost = %d, want 4 (1, 2, 4, 5)", n)
 		}
-		if n := h.s.OnTimeout(11 * ms); n != 0 {
-			t.Fatalf("second OnTimeout = %d, want 0", n)
+		if n := h.s.MarkAllLost(); n != 0 {
+			t.Fatalf("second MarkAllLost = %d, want 0", n)
 		}
 		if !h.s.HasLost() || h.s.Lost() != 4 || h.s.InFlight() != 4 {
 			t.Fatalf("HasLost %v, Lost %d, InFlight %d", h.s.HasLost(), h.s.Lost(), h.s.InFlight())
@@ -742,7 +742,7 @@ func TestSenderLostThenAcked(t *testing.T) {
 	forISNs(t, "late original", func(t *testing.T, isn Seq) {
 		h := newSH(t, isn, SenderConfig{Window: 16})
 		h.push(0, 4)
-		h.s.OnTimeout(ms)
+		h.s.MarkAllLost()
 		res := h.ack(2*ms, 2)
 		if res.Acked != 2 || !res.RTTValid || h.s.Lost() != 2 {
 			t.Errorf("result %+v, Lost %d", res, h.s.Lost())
@@ -762,7 +762,7 @@ func TestSenderPopLostAcrossWrap(t *testing.T) {
 		ranges = append(ranges, [2]int{off, off})
 	}
 	h.ack(ms, 0, ranges...)
-	h.s.OnTimeout(2 * ms)
+	h.s.MarkAllLost()
 	got := h.popAll(3 * ms)
 	var want []int
 	for off := range 40 {
@@ -784,7 +784,7 @@ func TestSenderDrain(t *testing.T) {
 		h := newSH(t, isn, SenderConfig{Window: 16})
 		h.push(0, 6)
 		h.ack(ms, 1, [2]int{3, 3})
-		h.s.OnTimeout(2 * ms)
+		h.s.MarkAllLost()
 		h.last = h.last[:0]
 		h.s.Drain(h.release)
 		if !slices.Equal(h.last, []int{1, 2, 4, 5}) {

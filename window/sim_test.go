@@ -219,7 +219,7 @@ func runSim(t *testing.T, seed uint64) {
 			snd.DetectLoss(now)
 			transmitLost()
 		case rtoOK && now >= rtoAt:
-			snd.OnTimeout(now)
+			snd.MarkAllLost()
 			backoff = min(backoff*2, 64)
 			transmitLost()
 		default:

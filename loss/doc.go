@@ -1,0 +1,31 @@
+// Package loss is the loss-recovery policy of one sending direction: when
+// a record counts as lost, what the timers do, and how a peer's overrun
+// report is answered. It decides; the caller schedules and does the I/O.
+// Like window and retry it has no I/O, no clock and no goroutines: time
+// is a time.Duration the caller passes in, so every decision can be
+// tested as a plain value.
+//
+// A Recovery wraps a window.Sender (the record keeping: what is in
+// flight, acknowledged, lost) and a retry.RTT (the RFC 6298 estimator):
+//
+//   - OnAck feeds an acknowledgement's result back: RTT samples (Karn's
+//     rule is the Sender's: only records sent once give one), the SRTT
+//     that scales RACK's reordering window, and the end of a probe
+//     episode once anything is acknowledged.
+//   - Deadline says when OnTimer must run: the earlier of the RACK
+//     reordering timer (RFC 8985 §6.2 step 5, Sender.LossDeadline) and
+//     the retransmission timer, one RTO after the oldest unacknowledged
+//     transmission (RFC 6298 §5.1).
+//   - OnTimer declares lost what the time threshold says is lost, and on
+//     an RTO expiry first asks for a probe (a PING: a receiver that was
+//     merely slow answers with an acknowledgement covering everything,
+//     in the spirit of RFC 9002 §6.2's probe timeout), then, at the next
+//     expiry without progress, declares every unacknowledged record lost
+//     (RFC 6298 §5.4); each expiry backs the RTO off (§5.5).
+//   - OnStatusRequest answers a peer's overrun report (STATUS_REQ): at
+//     most once per round trip, it declares lost the records sent at
+//     least a round trip before (docs/PROTOCOL.md §7.2).
+//
+// The caller then sends what Sender.PopLost hands out, and a probe when
+// Action.Probe says so.
+package loss
