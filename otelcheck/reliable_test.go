@@ -82,18 +82,16 @@ func (t *tap) Receive(buf []byte) (transport.Packet, error) {
 // the valid cnlink frames that carry a message (Data or Reply), parsed as
 // the endpoint parses them (a corrupted frame fails its CRC here too).
 func countFrames(b []byte) (frames, data uint64) {
-	sc := transport.NewScanner(b)
-	for {
-		start := sc.Offset()
-		if !sc.Next() {
-			return frames, data
-		}
+	var r wire.Reader
+	r.Reset(b)
+	for r.Next() {
 		frames++
-		f, err := wire.Parse(b, start, sc.Frame())
+		f, err := r.Frame()
 		if err == nil && (f.Header.Type == wire.TypeData || f.Header.Type == wire.TypeReply) {
 			data++
 		}
 	}
+	return frames, data
 }
 
 // points are the data points of one collection: port -> series -> value.

@@ -64,6 +64,7 @@ type Endpoint struct {
 	rstScr    []byte
 	ackRanges []window.Range
 	parsedAck wire.Ack
+	rd        wire.Reader // decodes the datagram being handled
 	lastSess  *Session        // cache of the last session looked up by handleFrame
 	rxCreds   transport.Creds // kernel-stamped credentials of the datagram being handled
 	rstLimit  *rate.Limiter   // answers to frames of unknown or ended sessions
@@ -436,13 +437,10 @@ func (e *Endpoint) handleRx(b *rxBuf) bool {
 	}
 	e.stats.datagramsRecv.Add(1)
 	e.rxCreds = p.Creds
-	sc := transport.NewScanner(p.Data)
-	for {
-		start := sc.Offset()
-		if !sc.Next() {
-			break
-		}
-		f, err := wire.Parse(p.Data, start, sc.Frame())
+	r := &e.rd
+	r.Reset(p.Data)
+	for r.Next() {
+		f, err := r.Frame()
 		if err != nil {
 			if errors.Is(err, wire.ErrChecksum) {
 				e.reject(rejectChecksum)
@@ -451,9 +449,9 @@ func (e *Endpoint) handleRx(b *rxBuf) bool {
 			}
 			continue
 		}
-		e.handleFrame(p.From, &f, now)
+		e.handleFrame(p.From, f, now)
 	}
-	if sc.Err() != nil {
+	if r.Err() != nil {
 		e.reject(rejectMalformed)
 	}
 	return true

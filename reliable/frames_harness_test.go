@@ -132,22 +132,19 @@ func (tc *testConn) reader(done chan struct{}) {
 		tc.mu.Lock()
 		n := tc.datagram
 		tc.datagram++
-		sc := transport.NewScanner(p.Data)
-		for {
-			start := sc.Offset()
-			if !sc.Next() {
-				break
-			}
-			f, err := wire.Parse(p.Data, start, sc.Frame())
+		var r wire.Reader
+		r.Reset(p.Data)
+		for r.Next() {
+			f, err := r.Frame()
 			if err != nil {
 				tc.t.Errorf("endpoint sent an undecodable frame at %v: %v", at, err)
 				continue
 			}
-			fr := tcDecode(at, n, f, tc.t)
+			fr := tcDecode(at, n, *f, tc.t)
 			fr.dgramLen = len(p.Data)
 			tc.pending = append(tc.pending, fr)
 		}
-		if err := sc.Err(); err != nil {
+		if err := r.Err(); err != nil {
 			tc.t.Errorf("endpoint sent a malformed datagram at %v: %v", at, err)
 		}
 		tc.mu.Unlock()

@@ -687,13 +687,10 @@ func (r *fuzzRun) classify(dg []byte) {
 		return // B drops it whole (truncated)
 	}
 	b := bytes.Clone(dg)
-	sc := transport.NewScanner(b)
-	for {
-		start := sc.Offset()
-		if !sc.Next() {
-			return
-		}
-		f, err := wire.Parse(b, start, sc.Frame())
+	var rd wire.Reader
+	rd.Reset(b)
+	for rd.Next() {
+		f, err := rd.Frame()
 		if err != nil || f.ID != DefaultChannel {
 			continue
 		}

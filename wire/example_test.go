@@ -14,13 +14,10 @@ func Example() {
 	ack := wire.AppendAck(nil, &wire.Ack{Limit: 1124, Ranges: []wire.Range{{Start: 7, End: 9}}})
 	dgram, _ = wire.Append(dgram, &wire.Frame{ID: ch, Seq: 5, Ack: 0x1235, Type: wire.TypeAck, Arg: 5}, ack, nil)
 
-	s := transport.NewScanner(dgram)
-	for {
-		start := s.Offset()
-		if !s.Next() {
-			break
-		}
-		f, err := wire.Parse(dgram, start, s.Frame())
+	var r wire.Reader
+	r.Reset(dgram)
+	for r.Next() {
+		f, err := r.Frame()
 		if err != nil {
 			fmt.Println(err)
 			continue

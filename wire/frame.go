@@ -53,12 +53,10 @@ type Parsed struct {
 	Body   []byte // bytes after the cnlink header (payload for Data/Reply); aliases the datagram
 }
 
-// Parse validates and decodes the cnlink part of the frame that s (a
-// transport.Scanner) just yielded, given the datagram and the frame's start
-// offset in it. It checks the netlink type, the version and the CRC. The
-// CRC check briefly writes to the datagram (and restores it), so the
-// datagram must not be shared with a concurrent reader.
-func Parse(datagram []byte, start int, tf *transport.Frame) (Parsed, error) {
+// parse validates and decodes the cnlink part of tf, whose bytes (from its
+// nlmsghdr to the end of its cn_msg payload) are frame: the netlink type,
+// the version and the CRC. It does not write to frame.
+func parse(frame []byte, tf *transport.Frame) (Parsed, error) {
 	if tf.NlType != transport.NlmsgDone {
 		return Parsed{}, ErrNotConnector
 	}
@@ -66,9 +64,7 @@ func Parse(datagram []byte, start int, tf *transport.Frame) (Parsed, error) {
 	if err != nil {
 		return Parsed{}, err
 	}
-	// Verified in place, in one pass: the datagram buffer is the
-	// receiver's own.
-	if !verifyInPlace(datagram[start:start+transport.FrameHeaderLen+len(tf.Payload)], h.CRC) {
+	if !verify(frame, h.CRC) {
 		return Parsed{}, ErrChecksum
 	}
 	return Parsed{ID: tf.ID, Seq: tf.Seq, Ack: tf.Ack, Header: h, Body: tf.Payload[HeaderLen:]}, nil

@@ -208,9 +208,14 @@ func checkDecode(t *testing.T, x protocolExample, b []byte) {
 	if tf.NlSeq != x.frame.Seq || tf.NlPID != x.frame.Port || tf.NlType != transport.NlmsgDone {
 		t.Errorf("%s: nlmsghdr seq %#x pid %#x type %d", x.name, tf.NlSeq, tf.NlPID, tf.NlType)
 	}
-	p, err := Parse(b, 0, tf)
+	var r Reader
+	r.Reset(b)
+	if !r.Next() {
+		t.Fatalf("%s: the Reader reads no frame: %v", x.name, r.Err())
+	}
+	p, err := r.Frame()
 	if err != nil {
-		t.Fatalf("%s: Parse: %v", x.name, err)
+		t.Fatalf("%s: %v", x.name, err)
 	}
 	f := x.frame
 	if p.ID != f.ID || p.Seq != f.Seq || p.Ack != f.Ack || p.Header.Type != f.Type || p.Header.Flags != f.Flags || p.Header.Arg != f.Arg {
@@ -219,7 +224,7 @@ func checkDecode(t *testing.T, x protocolExample, b []byte) {
 	if !bytes.Equal(p.Body, append(append([]byte(nil), x.body...), x.payload...)) {
 		t.Errorf("%s: body %x", x.name, p.Body)
 	}
-	if sc.Next() || sc.Err() != nil {
+	if sc.Next() || sc.Err() != nil || r.Next() || r.Err() != nil {
 		t.Errorf("%s: more after the frame: %v", x.name, sc.Err())
 	}
 }

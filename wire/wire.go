@@ -100,7 +100,7 @@ func Seal(frame []byte) {
 }
 
 // ParseHeader decodes the cnlink header at the start of a cn_msg payload
-// and checks its version. It does not check the CRC (see VerifyCRC).
+// and checks its version. It does not check the CRC (Reader does).
 func ParseHeader(p []byte) (Header, error) {
 	if len(p) < HeaderLen {
 		return Header{}, ErrShort
@@ -118,26 +118,13 @@ func ParseHeader(p []byte) (Header, error) {
 	return h, nil
 }
 
-// VerifyCRC recomputes the checksum over cn (the 20 cn_msg header bytes as
-// received) and p (the cn_msg payload) and compares it with h.CRC.
-func VerifyCRC(cn, p []byte, h Header) bool {
-	c := crc32.Update(0, castagnoli, cn)
-	c = crc32.Update(c, castagnoli, p[:4])
+// verify checks the CRC of frame (from its nlmsghdr to the end of its
+// cn_msg payload) against want, with the CRC field taken as zero, as Seal
+// computed it, without writing to frame (the datagram may be shared).
+func verify(frame []byte, want uint32) bool {
+	c := crc32.Update(0, castagnoli, frame[transport.NlmsgHdrLen:crcOffset])
 	c = crc32.Update(c, castagnoli, zero4[:])
-	c = crc32.Update(c, castagnoli, p[8:])
-	return c == h.CRC
-}
-
-// verifyInPlace checks the CRC of the frame occupying b (from its
-// nlmsghdr to the end of its cn_msg payload) in one pass, by zeroing the
-// CRC field in place for the computation and restoring it after. b must
-// be writable and not read concurrently.
-func verifyInPlace(b []byte, want uint32) bool {
-	f := b[crcOffset : crcOffset+4]
-	saved := ne.Uint32(f)
-	ne.PutUint32(f, 0)
-	c := crc32.Checksum(b[transport.NlmsgHdrLen:], castagnoli)
-	ne.PutUint32(f, saved)
+	c = crc32.Update(c, castagnoli, frame[crcOffset+4:])
 	return c == want
 }
 

@@ -42,11 +42,13 @@ func TestProtocolExample(t *testing.T) {
 
 func parseOne(t *testing.T, b []byte) (Parsed, error) {
 	t.Helper()
-	s := transport.NewScanner(b)
-	if !s.Next() {
-		t.Fatalf("scanner: %v", s.Err())
+	var r Reader
+	r.Reset(b)
+	if !r.Next() {
+		t.Fatalf("reader: %v", r.Err())
 	}
-	return Parse(b, 0, s.Frame())
+	f, err := r.Frame()
+	return *f, err
 }
 
 func TestRoundTripAndCorruption(t *testing.T) {
@@ -89,9 +91,10 @@ func TestRoundTripAndCorruption(t *testing.T) {
 					continue // padding
 				}
 				b[i] ^= 1 << r.IntN(8)
-				s := transport.NewScanner(b)
-				if s.Next() {
-					if _, err := Parse(b, 0, s.Frame()); err == nil {
+				var r Reader
+				r.Reset(b)
+				if r.Next() {
+					if _, err := r.Frame(); err == nil {
 						t.Fatalf("bit flip at %d not detected", i)
 					}
 				}
@@ -155,16 +158,22 @@ func FuzzParse(f *testing.F) {
 		f.Add(append(b, b...))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		s := transport.NewScanner(b)
-		for {
-			start := s.Offset()
-			if !s.Next() {
-				return
+		orig := bytes.Clone(b)
+		defer func() {
+			if !bytes.Equal(b, orig) {
+				t.Fatal("the Reader wrote to the datagram")
 			}
-			p, err := Parse(b, start, s.Frame())
+		}()
+		var r Reader
+		r.Reset(b)
+		s := transport.NewScanner(b) // in step with r, for the nlmsg_pid
+		for r.Next() {
+			s.Next()
+			pp, err := r.Frame()
 			if err != nil {
 				continue
 			}
+			p := *pp
 			switch p.Header.Type {
 			case TypeSyn, TypeSynAck:
 				_, _ = ParseSyn(p.Body)
