@@ -64,7 +64,7 @@ type Endpoint struct {
 	rstScr    []byte
 	ackRanges []window.Range
 	parsedAck wire.Ack
-	rd        wire.Reader // decodes the datagram being handled
+	rd        wire.Reader     // decodes the datagram being handled
 	lastSess  *Session        // cache of the last session looked up by handleFrame
 	rxCreds   transport.Creds // kernel-stamped credentials of the datagram being handled
 	rstLimit  *rate.Limiter   // answers to frames of unknown or ended sessions
