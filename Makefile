@@ -60,7 +60,7 @@ interop: ## Interop tests: the C peer written from docs/PROTOCOL.md (interop/cpe
 fuzz: ## Run every fuzz target for FUZZTIME each (default 5m)
 	@for t in $$($(GO) test -list '^Fuzz' ./transport/ | grep ^Fuzz); do \
 		echo "== transport $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./transport/ || exit 1; done
-	@for p in ./wire/ ./window/ ./proc/ ./reliable/; do \
+	@for p in ./internal/wire/ ./window/ ./proc/ ./reliable/; do \
 		for t in $$($(GO) test -list '^Fuzz' $$p | grep ^Fuzz); do \
 			echo "== $$p $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$p || exit 1; done; done
 

@@ -7,7 +7,7 @@ import (
 
 	"github.com/cnlink/cnlink/transport"
 	"github.com/cnlink/cnlink/transport/memnet"
-	"github.com/cnlink/cnlink/wire"
+	"github.com/cnlink/cnlink/internal/wire"
 )
 
 // A session that a peer opened and Accept has not taken costs a few KiB:

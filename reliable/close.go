@@ -8,7 +8,7 @@ import (
 
 	"github.com/cnlink/cnlink/transport"
 	"github.com/cnlink/cnlink/window"
-	"github.com/cnlink/cnlink/wire"
+	"github.com/cnlink/cnlink/internal/wire"
 )
 
 // beginClose starts a graceful close: a FIN goes at the end of the

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/cnlink/cnlink/transport"
-	"github.com/cnlink/cnlink/wire"
+	"github.com/cnlink/cnlink/internal/wire"
 )
 
 func TestConfigDefaults(t *testing.T) {

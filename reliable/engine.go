@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/cnlink/cnlink/window"
-	"github.com/cnlink/cnlink/wire"
+	"github.com/cnlink/cnlink/internal/wire"
 )
 
 // handleFrame dispatches one valid cnlink frame from port from.

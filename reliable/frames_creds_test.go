@@ -12,7 +12,7 @@ import (
 
 	"github.com/cnlink/cnlink/transport"
 	"github.com/cnlink/cnlink/transport/memnet"
-	"github.com/cnlink/cnlink/wire"
+	"github.com/cnlink/cnlink/internal/wire"
 )
 
 // With AllowCreds refusing a sender's credentials, its datagrams are

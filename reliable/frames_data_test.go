@@ -14,7 +14,7 @@ import (
 
 	"github.com/cnlink/cnlink/retry"
 	"github.com/cnlink/cnlink/transport"
-	"github.com/cnlink/cnlink/wire"
+	"github.com/cnlink/cnlink/internal/wire"
 )
 
 // In-order DATA is delivered and acknowledged: one ACK per datagram,

@@ -12,7 +12,7 @@ import (
 
 	"github.com/cnlink/cnlink/retry"
 	"github.com/cnlink/cnlink/transport"
-	"github.com/cnlink/cnlink/wire"
+	"github.com/cnlink/cnlink/internal/wire"
 )
 
 // The dialer retransmits its SYN, byte for byte, on the handshake schedule

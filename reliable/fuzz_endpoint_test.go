@@ -15,7 +15,7 @@ import (
 
 	"github.com/cnlink/cnlink/transport"
 	"github.com/cnlink/cnlink/transport/memnet"
-	"github.com/cnlink/cnlink/wire"
+	"github.com/cnlink/cnlink/internal/wire"
 )
 
 // FuzzEndpoint attacks a live session at the endpoint level. Inside a

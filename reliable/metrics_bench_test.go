@@ -8,7 +8,7 @@ import (
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/cnlink/cnlink/transport/memnet"
-	"github.com/cnlink/cnlink/wire"
+	"github.com/cnlink/cnlink/internal/wire"
 )
 
 // BenchmarkMetricsHooks measures what the engine pays per datagram sent

@@ -24,7 +24,7 @@ import (
 
 	"github.com/cnlink/cnlink"
 	"github.com/cnlink/cnlink/transport/memnet"
-	"github.com/cnlink/cnlink/wire"
+	"github.com/cnlink/cnlink/internal/wire"
 )
 
 // The tests of this file use the OpenTelemetry API only: the root module

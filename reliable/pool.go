@@ -3,7 +3,7 @@ package reliable
 import (
 	"time"
 
-	"github.com/cnlink/cnlink/wire"
+	"github.com/cnlink/cnlink/internal/wire"
 )
 
 // msgBuf is one queued or in-flight outgoing message. It owns a copy of

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"sync"
 
-	"github.com/cnlink/cnlink/wire"
+	"github.com/cnlink/cnlink/internal/wire"
 )
 
 // Shutdown closes the endpoint gracefully, as net/http's Server.Shutdown

@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cnlink/cnlink/wire"
+	"github.com/cnlink/cnlink/internal/wire"
 )
 
 // onTimer runs a session's due timers.

@@ -25,7 +25,7 @@ import (
 
 	"github.com/cnlink/cnlink/reliable"
 	"github.com/cnlink/cnlink/transport"
-	"github.com/cnlink/cnlink/wire"
+	"github.com/cnlink/cnlink/internal/wire"
 )
 
 const (

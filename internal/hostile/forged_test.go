@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/cnlink/cnlink/reliable"
-	"github.com/cnlink/cnlink/wire"
+	"github.com/cnlink/cnlink/internal/wire"
 )
 
 // forgeries returns one of every frame an attacker would send to take

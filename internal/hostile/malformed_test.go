@@ -23,7 +23,7 @@ import (
 	"github.com/cnlink/cnlink/internal/testenv"
 	"github.com/cnlink/cnlink/reliable"
 	"github.com/cnlink/cnlink/transport"
-	"github.com/cnlink/cnlink/wire"
+	"github.com/cnlink/cnlink/internal/wire"
 )
 
 // malformed is one kind of bad datagram and the rejections it must cause

@@ -26,7 +26,7 @@ import (
 	"github.com/cnlink/cnlink/internal/testenv"
 	"github.com/cnlink/cnlink/reliable"
 	"github.com/cnlink/cnlink/transport"
-	"github.com/cnlink/cnlink/wire"
+	"github.com/cnlink/cnlink/internal/wire"
 )
 
 // Parameters passed to the children.

@@ -8,7 +8,7 @@ import (
 	"github.com/cnlink/cnlink/reliable"
 	"github.com/cnlink/cnlink/transport"
 	"github.com/cnlink/cnlink/transport/fault"
-	"github.com/cnlink/cnlink/wire"
+	"github.com/cnlink/cnlink/internal/wire"
 )
 
 // Drawing a run. Everything a run does, except the schedule of its

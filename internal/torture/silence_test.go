@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/cnlink/cnlink/transport"
-	"github.com/cnlink/cnlink/wire"
+	"github.com/cnlink/cnlink/internal/wire"
 )
 
 // tap sits between an endpoint and its transport (above the fault

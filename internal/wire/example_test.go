@@ -4,7 +4,7 @@ import (
 	"fmt"
 
 	"github.com/cnlink/cnlink/transport"
-	"github.com/cnlink/cnlink/wire"
+	"github.com/cnlink/cnlink/internal/wire"
 )
 
 // Build a datagram with a DATA frame and an ACK, then decode it.

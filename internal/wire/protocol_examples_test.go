@@ -19,12 +19,12 @@ import (
 // against the encoder and read back by the decoder. The hex blocks in the
 // document are generated from this table: after changing an example, run
 //
-//	go test ./wire -run TestProtocolExamples -update-examples
+//	go test ./internal/wire -run TestProtocolExamples -update-examples
 //
 // and review the document's diff.
 var updateExamples = flag.Bool("update-examples", false, "rewrite the example blocks of docs/PROTOCOL.md")
 
-const protocolDoc = "../docs/PROTOCOL.md"
+const protocolDoc = "../../docs/PROTOCOL.md"
 
 type protocolExample struct {
 	name    string
