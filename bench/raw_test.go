@@ -19,7 +19,7 @@ import (
 // The raw baselines use golang.org/x/sys/unix directly: blocking
 // NETLINK_CONNECTOR sockets, sendto and recvfrom, no protocol. Unicast
 // between user ports has backpressure (a blocking sender sleeps while the
-// receiver's queue is full, DESIGN §2.3), so nothing is lost and the
+// receiver's queue is full, docs/PLATFORM.md §3), so nothing is lost and the
 // numbers are the kernel's ceiling for each shape.
 
 const (

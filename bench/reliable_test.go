@@ -183,7 +183,7 @@ func BenchmarkRequestReply(b *testing.B) {
 
 // BenchmarkRequestReplyLossy is BenchmarkRequestReply with 1% of the
 // datagrams each side sends dropped: its p99-us is what recovery costs a
-// caller (DESIGN §5 asks for at most 5 ms).
+// caller (docs/ARCHITECTURE.md §6 asks for at most 5 ms).
 func BenchmarkRequestReplyLossy(b *testing.B) {
 	testenv.RequireNetAdmin(b)
 	b.Run("loss=1", func(b *testing.B) { benchRequestReply(b, 1) })

@@ -29,7 +29,7 @@ func (m *Monitor) read() {
 			m.grow()
 			continue
 		}
-		// Trust (DESIGN §2.5): the sender's port is stamped by the
+		// Trust (docs/PLATFORM.md §5): the sender's port is stamped by the
 		// kernel; proc events come from port 0 on Group. Anything else
 		// imitates the kernel.
 		if p.From != 0 || (p.Group != Group && p.Group != 0) {

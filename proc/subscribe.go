@@ -116,7 +116,7 @@ func (m *Monitor) sendListen(filtered bool, mask Mask, ack uint32) error {
 	case errors.Is(err, transport.ErrPeerBusy):
 		return nil
 	}
-	// ErrPeerGone here is DESIGN §2.8: a network namespace without the
-	// connector's kernel socket.
+	// ErrPeerGone here means a network namespace without the connector's
+	// kernel socket (docs/PLATFORM.md §8).
 	return fmt.Errorf("cnlink/proc: sending PROC_CN_MCAST_LISTEN: %w", err)
 }

@@ -63,7 +63,7 @@ func (d *dropper) Receive(buf []byte) (transport.Packet, error) {
 }
 
 // After an overrun report the lost messages are repaired within 2 RTOs
-// (DESIGN §5): the status exchange makes the sender retransmit at once
+// (docs/ARCHITECTURE.md §6): the status exchange makes the sender retransmit at once
 // instead of waiting for its timer.
 func TestOverrunRepairWithinTwoRTOs(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {

@@ -422,7 +422,7 @@ func TestIntegrationGroupRange(t *testing.T) {
 	}
 }
 
-// TestIntegrationOverrun checks DESIGN §2.3: a member whose queue overflows
+// TestIntegrationOverrun checks docs/PLATFORM.md §3: a member whose queue overflows
 // gets one ENOBUFS report, the kernel drops multicast for it until its
 // queue has been drained empty, and then delivery resumes.
 func TestIntegrationOverrun(t *testing.T) {
@@ -508,7 +508,7 @@ func TestIntegrationOverrun(t *testing.T) {
 	})
 }
 
-// TestIntegrationPeerBusy checks DESIGN §2.2: a unicast to a full queue
+// TestIntegrationPeerBusy checks docs/PLATFORM.md §2: a unicast to a full queue
 // fails at once with ErrPeerBusy instead of waiting for a wakeup the
 // kernel never sends, and succeeds again once the peer drains.
 func TestIntegrationPeerBusy(t *testing.T) {
@@ -585,7 +585,7 @@ func TestIntegrationPeerGone(t *testing.T) {
 }
 
 // TestIntegrationFromIsKernelStamped: the nlmsghdr pid is whatever the
-// sender wrote; Packet.From is the port the kernel saw (DESIGN §2.5).
+// sender wrote; Packet.From is the port the kernel saw (docs/PLATFORM.md §5).
 func TestIntegrationFromIsKernelStamped(t *testing.T) {
 	testenv.RequireNetAdmin(t)
 	a := openConn(t, transport.Config{})
@@ -652,7 +652,7 @@ func TestIntegrationCloseUnblocksReceive(t *testing.T) {
 }
 
 // TestIntegrationManyFramesPerDatagram: user-to-user datagrams carry many
-// netlink messages and arrive whole (DESIGN §2.6).
+// netlink messages and arrive whole (docs/PLATFORM.md §6).
 func TestIntegrationManyFramesPerDatagram(t *testing.T) {
 	testenv.RequireNetAdmin(t)
 	seeded(t, func(t *testing.T, rng *rand.Rand) {
@@ -865,7 +865,7 @@ const (
 // TestIntegrationProcConnector sends PROC_CN_MCAST_LISTEN and IGNORE to
 // the kernel (port 0, id 1:1), proving kernel-bound sends work, and checks
 // the kernel's answer: a PROC_EVENT_NONE multicast from port 0 on group 1
-// whose ack is the request's ack + 1 (DESIGN §2.7).
+// whose ack is the request's ack + 1 (docs/PLATFORM.md §7).
 //
 // On 6.x the answer passes cn_proc's per-socket event filter, which a
 // socket's own IGNORE has just switched to "drop everything", and it is not

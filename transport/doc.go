@@ -9,10 +9,11 @@
 // that wraps any Transport) and transport/transporttest (the conformance
 // suite every implementation passes).
 //
-// Platform traps the adapter handles (see DESIGN §2): a non-blocking
-// unicast to a full peer fails with EAGAIN and the kernel never wakes the
-// sender, so Send never waits and returns ErrPeerBusy; ENOBUFS on receive
-// means the kernel dropped multicast or kernel-originated messages and is
-// reported as an Overrun packet, not a fatal error; the sender port comes
-// from the kernel-stamped sockaddr, never from nlmsghdr.nlmsg_pid.
+// Platform traps the adapter handles (docs/PLATFORM.md §1-§3 and §5): a
+// non-blocking unicast to a full peer fails with EAGAIN and the kernel
+// never wakes the sender, so Send never waits and returns ErrPeerBusy;
+// ENOBUFS on receive means the kernel dropped multicast or
+// kernel-originated messages and is reported as an Overrun packet, not a
+// fatal error; the sender port comes from the kernel-stamped sockaddr,
+// never from nlmsghdr.nlmsg_pid.
 package transport

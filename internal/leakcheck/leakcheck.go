@@ -1,6 +1,6 @@
 // Package leakcheck is the TestMain of cnlink's packages: it fails a test
-// binary that leaves a goroutine or a socket behind (DESIGN §4.3: Close
-// releases everything).
+// binary that leaves a goroutine or a socket behind (Close releases
+// everything: docs/ARCHITECTURE.md §4, invariant 7).
 package leakcheck
 
 import (

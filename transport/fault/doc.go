@@ -1,10 +1,11 @@
 // Package fault wraps any transport.Transport and injects, from a seed,
-// the faults the reliable engine must survive (DESIGN §4.1): loss,
-// duplication, reordering, delay and jitter, bit corruption anywhere in
-// the datagram (headers included, so the decoder and the protocol checksum
-// are exercised), bursts of EAGAIN on send (ErrPeerBusy, nothing sent) and
-// bursts of overrun on receive (an Overrun report, then datagrams dropped,
-// as the kernel does to a congested socket).
+// the faults the reliable engine must survive (docs/ARCHITECTURE.md §4,
+// invariant 1): loss, duplication, reordering, delay and jitter, bit
+// corruption anywhere in the datagram (headers included, so the decoder
+// and the protocol checksum are exercised), bursts of EAGAIN on send
+// (ErrPeerBusy, nothing sent) and bursts of overrun on receive (an
+// Overrun report, then datagrams dropped, as the kernel does to a
+// congested socket).
 //
 // Faults are drawn per datagram from two PCG streams seeded with
 // Config.Seed, one per direction: the same seed and the same sequence of

@@ -2,8 +2,9 @@
 // refuses datagrams the way the Linux kernel does for NETLINK_CONNECTOR
 // sockets, so that the reliable engine can be tested fast and
 // deterministically, inside testing/synctest bubbles, and still meet the
-// kernel's traps (DESIGN §2.2-2.5). The conformance suite in
-// transport/transporttest runs against it and against the real kernel.
+// kernel's traps (docs/PLATFORM.md §2-§5, and §9 for the queue
+// accounting). The conformance suite in transport/transporttest runs
+// against it and against the real kernel.
 //
 // # Queueing
 //

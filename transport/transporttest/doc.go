@@ -2,7 +2,7 @@
 // transport.Transport passes: the netlink adapter against the real
 // kernel, transport/memnet, and transport/fault over memnet. It pins down
 // the kernel behaviour the reliable engine depends on, so that the
-// in-memory fakes cannot drift from it (DESIGN §2.2-2.5):
+// in-memory fakes cannot drift from it (docs/PLATFORM.md §2-§5):
 //
 //   - unicast is ordered and byte-exact; a full peer queue fails the send
 //     with ErrPeerBusy at once and queues nothing; a closed port is

@@ -7,8 +7,8 @@ import (
 	"github.com/cnlink/cnlink/bench/peers/internal/report"
 )
 
-// Parse reads `go test -bench` output; Targets checks DESIGN §5 on the
-// medians. Benchmarks the run did not include count as not measured.
+// Parse reads `go test -bench` output; Targets checks the performance
+// targets (docs/ARCHITECTURE.md §6) on the medians. Benchmarks the run did not include count as not measured.
 func Example() {
 	out := `pkg: github.com/cnlink/cnlink/bench
 BenchmarkRawNetlink/size=256-2       1000  1700 ns/op  588000 msgs/s

@@ -2,7 +2,8 @@ package report
 
 import "fmt"
 
-// Target is one performance target of DESIGN §5 checked against a run.
+// Target is one performance target (docs/ARCHITECTURE.md §6) checked
+// against a run.
 type Target struct {
 	What     string  // the target, in words
 	How      string  // what was divided by what
@@ -77,7 +78,8 @@ func (t Target) WantString() string {
 // TargetSize is the message size the throughput targets are set at.
 const TargetSize = 256
 
-// Targets evaluates DESIGN §5 (and issue 4) on r.
+// Targets evaluates the performance targets of docs/ARCHITECTURE.md §6
+// on r.
 func (r *Results) Targets() []Target {
 	ratio := func(a, b, unit string) (float64, bool) {
 		x, ok1 := r.Median(a, unit)
