@@ -85,7 +85,7 @@
 // before the attack; the test says so if that race is lost).
 //
 // TestMalformed (case 4), from P's own socket into the streaming session,
-// 20 rounds of 35 kinds: a datagram above MaxDatagram (truncated), lying
+// 20 rounds of 34 kinds: a datagram above MaxDatagram (truncated), lying
 // nlmsg_len (beyond the datagram, below cn_msg, below nlmsghdr, zero, a
 // bare header after a valid frame), lying cn_msg.len (beyond nlmsg_len,
 // short with the CRC of the whole frame, below the cnlink header),
@@ -93,11 +93,14 @@
 // version 2, unknown frame types, ACKs with 33 or 65535 SACK ranges or a
 // body too short for its count, 32 SACK ranges beyond the window,
 // reversed, stale and half-space ranges, ACKs of DSNs never sent, an ACK
-// with a limit far beyond the window and a bogus DSACK, DATA above
-// MaxMessage, DATA and REPLY three windows ahead, DATA three windows
-// behind, malformed SYNs, DATA on another channel. The broken DATA frames
-// sit at DSNs P has not reached yet, so one taken would later replace a
-// real message. Each kind must move exactly the Rejected key it names.
+// with a limit far beyond the window and a bogus DSACK, DATA and REPLY
+// three windows ahead, DATA three windows behind, malformed SYNs, DATA on
+// another channel. The broken DATA frames sit at DSNs P has not reached
+// yet, so one taken would later replace a real message. Each kind must
+// move exactly the Rejected key it names. TestMalformedOversizedEndsSession:
+// a DATA above MaxMessage from inside the session ends it (ErrProtocol at
+// the victim, RST 6 and ErrPeerReset at P: PROTOCOL.md §6.3), after
+// delivering what came before.
 //
 // TestHalfSpaceSACK (found by case 4, fixed in commit cff742c): one ACK
 // from P's port whose SACK range runs across the point half the sequence

@@ -10,6 +10,8 @@ package hostile
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -21,9 +23,9 @@ import (
 	"time"
 
 	"github.com/cnlink/cnlink/internal/testenv"
+	"github.com/cnlink/cnlink/internal/wire"
 	"github.com/cnlink/cnlink/reliable"
 	"github.com/cnlink/cnlink/transport"
-	"github.com/cnlink/cnlink/internal/wire"
 )
 
 // malformed is one kind of bad datagram and the rejections it must cause
@@ -213,9 +215,6 @@ func malformedSet(pid uint32) []malformed {
 			body := wire.AppendAck(nil, &wire.Ack{Limit: v.cum + 1<<30, Dup: beyond(v)})
 			return ack(v, v.cum, wire.FlagDupValid, body)
 		}, none},
-		{"DATA above MaxMessage", func(v sessionView, i int) []byte {
-			return data(v, 17, bytes.Repeat(forged("too large", i), 2000)) // > 16384 bytes
-		}, one("too_large")},
 		{"DATA three windows ahead", func(v sessionView, i int) []byte {
 			return frame(nil, wire.Frame{ID: ch, Port: pid, Seq: uint32(v.peerNext) + 3*windowSize, Ack: v.peerEpoch, Type: wire.TypeData}, nil, forged("ahead", i))
 		}, one("window")},
@@ -394,4 +393,48 @@ func TestHalfSpaceSACK(t *testing.T) {
 		}
 	}
 	t.Errorf("the victim's process died (%v) of one ACK from inside the session:\n%s", err, strings.Join(lines, "\n"))
+}
+
+// A DATA above the max_message the victim announced, from inside the
+// session, is a protocol violation the stream cannot survive (it could
+// never be acknowledged): the victim ends the session with ErrProtocol and
+// tells the peer with RST 6 (ErrPeerReset there), after delivering what
+// came before; the oversized payload reaches nobody.
+func TestMalformedOversizedEndsSession(t *testing.T) {
+	l := newLegit(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := l.ps.Send(ctx, []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.ps.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	v := l.tap.view()
+	l.tap.inject(t, frame(nil, wire.Frame{ID: reliable.DefaultChannel, Port: l.p.LocalPort(), Seq: uint32(v.peerNext), Ack: v.peerEpoch, Type: wire.TypeData}, nil,
+		bytes.Repeat(forged("too large", 0), 2000)))
+	var got []string
+	for m, err := range l.vs.RecvIter(ctx) {
+		if err != nil {
+			if !errors.Is(err, reliable.ErrProtocol) {
+				t.Fatalf("the victim's session ended with %v, want ErrProtocol", err)
+			}
+			break
+		}
+		got = append(got, string(m))
+	}
+	if len(got) != 1 || got[0] != "before" {
+		t.Fatalf("the victim's application got %q, want [before]", got)
+	}
+	select {
+	case <-l.ps.Done():
+	case <-ctx.Done():
+		t.Fatal("the peer's session did not end")
+	}
+	if !errors.Is(l.ps.Err(), reliable.ErrPeerReset) {
+		t.Fatalf("the peer's session ended with %v, want ErrPeerReset (RST 6)", l.ps.Err())
+	}
+	if n := l.v.Stats().Rejected["too_large"]; n != 1 {
+		t.Errorf("Rejected[too_large] = %d, want 1", n)
+	}
 }
