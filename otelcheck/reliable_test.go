@@ -21,11 +21,11 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/cnlink/cnlink/internal/wire"
 	"github.com/cnlink/cnlink/reliable"
 	"github.com/cnlink/cnlink/transport"
 	"github.com/cnlink/cnlink/transport/fault"
 	"github.com/cnlink/cnlink/transport/memnet"
-	"github.com/cnlink/cnlink/internal/wire"
 )
 
 // This file was reliable/metrics_test.go's TestMetricsChaos: it moved here

@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cnlink/cnlink/internal/wire"
 	"github.com/cnlink/cnlink/transport"
 	"github.com/cnlink/cnlink/transport/memnet"
-	"github.com/cnlink/cnlink/internal/wire"
 )
 
 // A session that a peer opened and Accept has not taken costs a few KiB:

@@ -8,8 +8,8 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/cnlink/cnlink/transport"
 	"github.com/cnlink/cnlink/internal/wire"
+	"github.com/cnlink/cnlink/transport"
 )
 
 func TestConfigDefaults(t *testing.T) {

@@ -13,9 +13,9 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/cnlink/cnlink/internal/wire"
 	"github.com/cnlink/cnlink/transport"
 	"github.com/cnlink/cnlink/transport/memnet"
-	"github.com/cnlink/cnlink/internal/wire"
 )
 
 // FuzzEndpoint attacks a live session at the endpoint level. Inside a

@@ -7,8 +7,8 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 
-	"github.com/cnlink/cnlink/transport/memnet"
 	"github.com/cnlink/cnlink/internal/wire"
+	"github.com/cnlink/cnlink/transport/memnet"
 )
 
 // BenchmarkMetricsHooks measures what the engine pays per datagram sent

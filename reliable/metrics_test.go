@@ -23,8 +23,8 @@ import (
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/cnlink/cnlink"
-	"github.com/cnlink/cnlink/transport/memnet"
 	"github.com/cnlink/cnlink/internal/wire"
+	"github.com/cnlink/cnlink/transport/memnet"
 )
 
 // The tests of this file use the OpenTelemetry API only: the root module

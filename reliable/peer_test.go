@@ -7,10 +7,10 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/cnlink/cnlink/internal/wire"
 	"github.com/cnlink/cnlink/transport"
 	"github.com/cnlink/cnlink/transport/fault"
 	"github.com/cnlink/cnlink/transport/memnet"
-	"github.com/cnlink/cnlink/internal/wire"
 )
 
 // A peer that falls silent (its port still held, nothing answered) ends

@@ -23,9 +23,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cnlink/cnlink/internal/wire"
 	"github.com/cnlink/cnlink/reliable"
 	"github.com/cnlink/cnlink/transport"
-	"github.com/cnlink/cnlink/internal/wire"
 )
 
 const (

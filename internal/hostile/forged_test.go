@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cnlink/cnlink/reliable"
 	"github.com/cnlink/cnlink/internal/wire"
+	"github.com/cnlink/cnlink/reliable"
 )
 
 // forgeries returns one of every frame an attacker would send to take

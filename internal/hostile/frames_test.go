@@ -14,9 +14,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/cnlink/cnlink/internal/wire"
 	"github.com/cnlink/cnlink/transport"
 	"github.com/cnlink/cnlink/window"
-	"github.com/cnlink/cnlink/internal/wire"
 )
 
 var ne = binary.NativeEndian

@@ -24,9 +24,9 @@ import (
 	"time"
 
 	"github.com/cnlink/cnlink/internal/testenv"
+	"github.com/cnlink/cnlink/internal/wire"
 	"github.com/cnlink/cnlink/reliable"
 	"github.com/cnlink/cnlink/transport"
-	"github.com/cnlink/cnlink/internal/wire"
 )
 
 // Parameters passed to the children.

@@ -5,10 +5,10 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/cnlink/cnlink/internal/wire"
 	"github.com/cnlink/cnlink/reliable"
 	"github.com/cnlink/cnlink/transport"
 	"github.com/cnlink/cnlink/transport/fault"
-	"github.com/cnlink/cnlink/internal/wire"
 )
 
 // Drawing a run. Everything a run does, except the schedule of its

@@ -6,8 +6,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cnlink/cnlink/transport"
 	"github.com/cnlink/cnlink/internal/wire"
+	"github.com/cnlink/cnlink/transport"
 )
 
 // tap sits between an endpoint and its transport (above the fault

@@ -3,8 +3,8 @@ package wire_test
 import (
 	"fmt"
 
-	"github.com/cnlink/cnlink/transport"
 	"github.com/cnlink/cnlink/internal/wire"
+	"github.com/cnlink/cnlink/transport"
 )
 
 // Build a datagram with a DATA frame and an ACK, then decode it.
