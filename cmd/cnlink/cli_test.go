@@ -381,6 +381,31 @@ func TestCLICat(t *testing.T) {
 	}
 }
 
+// TestCLICatListenInterrupted: an interrupted listen closes its sessions
+// gracefully, so a connected cat ends with status 0.
+func TestCLICatListenInterrupted(t *testing.T) {
+	testenv.RequireNetAdmin(t)
+	l, port := startListen(t)
+	pr, pw, err := os.Pipe() // stdin that stays open (a file: Wait copies nothing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	defer pw.Close()
+	c := start(t, pr, "cat", "-to", port)
+	if _, err := io.WriteString(pw, "ping\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitOutput(t, l, l.stdout, "ping\n", 10*time.Second)
+	l.signal(os.Interrupt)
+	if code := l.wait(10 * time.Second); code != 0 {
+		t.Errorf("listen after SIGINT: exit %d: %s", code, l.stderr)
+	}
+	if code := c.wait(10 * time.Second); code != 0 {
+		t.Errorf("cat after the listener's interrupt: exit %d: %s", code, c.stderr)
+	}
+}
+
 func TestCLIStat(t *testing.T) {
 	testenv.RequireNetAdmin(t)
 	l, port := startListen(t)
