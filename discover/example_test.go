@@ -3,6 +3,7 @@ package discover_test
 import (
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/cnlink/cnlink/discover"
 	"github.com/cnlink/cnlink/transport"
@@ -13,7 +14,8 @@ import (
 func Example() {
 	// Server: the port comes from the name. A taken port fails with a
 	// *PortInUseError that names the process holding it.
-	srv, err := discover.OpenName("example-service", transport.Config{})
+	name := fmt.Sprintf("example-service-%d", os.Getpid()) // e.g. "billing"
+	srv, err := discover.OpenName(name, transport.Config{})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -25,15 +27,15 @@ func Example() {
 	// binary here; a real client names its server's command).
 	me, _ := discover.ByPort(srv.LocalPort())
 	owner, _ := me.Owner()
-	port, err := discover.Resolve("example-service", discover.Expect{Comm: owner.Comm})
-	fmt.Println(port, err, port == srv.LocalPort())
+	port, err := discover.Resolve(name, discover.Expect{Comm: owner.Comm})
+	fmt.Println(err, port == srv.LocalPort(), port == discover.PortForName(name))
 
-	_, err = discover.Resolve("example-service", discover.Expect{Comm: "someone-else"})
+	_, err = discover.Resolve(name, discover.Expect{Comm: "someone-else"})
 	fmt.Println(errors.Is(err, discover.ErrUnexpectedOwner))
 	// Then: ep.Dial(ctx, port, channel) with reliable.Endpoint.
 
 	// Output:
-	// 2072266295 <nil> true
+	// <nil> true true
 	// true
 }
 
