@@ -76,7 +76,10 @@ type readBufferer interface {
 // counter and multicasts the answer to every listener, so the ack and the
 // event type are all there is to match, and answers to other processes'
 // requests are ignored. A non-zero errno in the answer fails Listen with a
-// *ListenError.
+// *ListenError. On a kernel socket (no Config.Transport, or a
+// *transport.Conn) Listen first reads /proc/self/ns: a process outside the
+// initial user or pid namespace, whom the kernel would never answer, fails
+// at once with a *NamespaceError.
 //
 // ctx bounds both the subscription and the Monitor's life: when it is
 // done, the Monitor ends as if Close had been called, and Err reports
