@@ -61,7 +61,8 @@ type Config struct {
 
 	// NoExecComm turns off reading the command name of exec events (see
 	// Event.Comm): one open and read of /proc/PID/comm per exec event, on
-	// the reader's path. Set it when exec storms must cost nothing more
+	// the reader's path (about 7 µs on a 2-core 6.18 machine,
+	// BenchmarkReadComm). Set it when exec storms must cost nothing more
 	// than the kernel's events.
 	NoExecComm bool
 

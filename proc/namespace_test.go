@@ -115,3 +115,15 @@ func TestReadComm(t *testing.T) {
 		t.Error("own comm empty")
 	}
 }
+
+// BenchmarkReadComm is the cost an exec event adds on the reader's path.
+func BenchmarkReadComm(b *testing.B) {
+	pid := os.Getpid()
+	var c [CommLen]byte
+	b.ReportAllocs()
+	for b.Loop() {
+		if !readComm("/proc", pid, &c) {
+			b.Fatal("cannot read own comm")
+		}
+	}
+}
