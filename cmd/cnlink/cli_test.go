@@ -311,6 +311,26 @@ func TestCLIListenSend(t *testing.T) {
 	}
 }
 
+// TestCLIListenSendRaw: -raw carries any bytes, beyond the message size.
+func TestCLIListenSendRaw(t *testing.T) {
+	testenv.RequireNetAdmin(t)
+	data := make([]byte, 100<<10)
+	for i := range data {
+		data[i] = byte(rand.IntN(256))
+	}
+	l, port := startListen(t, "-raw", "-once")
+	code, stdout, stderr := runCLI(t, string(data), "send", "-raw", "-to", port)
+	if code != 0 {
+		t.Fatalf("send -raw: exit %d: %s%s", code, stdout, stderr)
+	}
+	if code := l.wait(10 * time.Second); code != 0 {
+		t.Fatalf("listen -raw -once: exit %d: %s", code, l.stderr)
+	}
+	if got := l.stdout.String(); got != string(data) {
+		t.Errorf("listen printed %d bytes, want %d; first difference at %d", len(got), len(data), firstDiff(got, string(data)))
+	}
+}
+
 func firstDiff(a, b string) int {
 	for i := range min(len(a), len(b)) {
 		if a[i] != b[i] {

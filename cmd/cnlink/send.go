@@ -16,13 +16,13 @@ var sendCommand = &command{
 	short: "send the standard input's lines over one session, then close it",
 	args:  "-to PORT|NAME [-channel IDX:VAL] [-comm NAME] [-raw]",
 	summary: "Open one session and send each line of the standard input as a message (without its\n" +
-		"newline; -raw: the input in chunks of up to the session's maximum message size), then\n" +
+		"newline; -raw: each read of the input, up to the session's maximum message size), then\n" +
 		"close the session gracefully. Exit status 0 only if the close succeeded, that is when\n" +
 		"the peer holds every message.",
 	flags: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 		var c clientFlags
 		c.register(fs)
-		raw := fs.Bool("raw", false, "send the input as it is, in chunks, instead of line by line")
+		raw := fs.Bool("raw", false, "send the input as it is, a message per read, instead of line by line")
 		return func(ctx context.Context, e *env, args []string) error {
 			if err := noArgs(args); err != nil {
 				return err
@@ -51,16 +51,18 @@ func sendInput(ctx context.Context, s *reliable.Session, r io.Reader, raw bool) 
 	n := 0
 	max := s.MaxMessage()
 	if raw {
+		// Each read is a message, as socat sends each read: a pipe or a
+		// terminal hands over what it has at once.
 		buf := make([]byte, max)
 		for {
-			k, err := io.ReadFull(r, buf)
+			k, err := r.Read(buf)
 			if k > 0 {
 				if serr := s.Send(ctx, buf[:k]); serr != nil {
 					return n, serr
 				}
 				n++
 			}
-			if err == io.EOF || err == io.ErrUnexpectedEOF {
+			if err == io.EOF {
 				return n, nil
 			}
 			if err != nil {
