@@ -379,6 +379,17 @@ func TestCLIPing(t *testing.T) {
 		t.Errorf("no summary:\n%s", stdout)
 	}
 	t.Logf("\n%s", stdout)
+
+	// -comm and -uid check who holds the port before dialing.
+	code, _, _ = runCLI(t, "", "ping", "-to", name, "-c", "1", "-comm", "cnlink", "-uid", strconv.Itoa(os.Getuid()))
+	if code != 0 {
+		t.Errorf("ping -comm cnlink -uid %d: exit %d", os.Getuid(), code)
+	}
+	code, _, stderr = runCLI(t, "", "ping", "-to", name, "-c", "1", "-comm", "sshd")
+	if code != 1 || !strings.Contains(stderr, `want comm "sshd"`) || !strings.Contains(stderr, fmt.Sprintf("pid %d (cnlink", l.cmd.Process.Pid)) {
+		t.Errorf("ping -comm sshd: exit %d, stderr %q", code, stderr)
+	}
+
 	l.signal(os.Interrupt)
 	if code := l.wait(10 * time.Second); code != 0 {
 		t.Errorf("listen after SIGINT: exit %d: %s", code, l.stderr)

@@ -283,12 +283,14 @@ func channelString(id transport.CbID) string { return fmt.Sprintf("%d:%d", id.Id
 // clientFlags are the flags of the commands that dial a peer.
 type clientFlags struct {
 	to, channel, comm string
+	uid               int
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.to, "to", "", "the peer: a port number or a service `name` (its port is discover.PortForName(name))")
 	fs.StringVar(&c.channel, "channel", "", "connector channel `IDX:VAL` (default the cnlink channel, 1129204811:1)")
 	fs.StringVar(&c.comm, "comm", "", "check first that the process holding the port has this command `name` (from /proc)")
+	fs.IntVar(&c.uid, "uid", -1, "check first that the process holding the port runs as real user `ID`")
 }
 
 // dial resolves the flags and opens a session.
@@ -301,8 +303,12 @@ func (c *clientFlags) dial(ctx context.Context, cfg *reliable.Config) (*reliable
 	if err != nil {
 		return nil, nil, t, err
 	}
-	if c.comm != "" {
-		if _, err := discover.Check(t.Port, discover.Expect{Comm: c.comm}); err != nil {
+	if c.comm != "" || c.uid >= 0 {
+		want := discover.Expect{Comm: c.comm}
+		if c.uid >= 0 {
+			want.UIDs = []int{c.uid}
+		}
+		if _, err := discover.Check(t.Port, want); err != nil {
 			return nil, nil, t, fmt.Errorf("%v: %w", t, err)
 		}
 	}

@@ -14,7 +14,7 @@ import (
 var sendCommand = &command{
 	name:  "send",
 	short: "send the standard input's lines over one session, then close it",
-	args:  "-to PORT|NAME [-channel IDX:VAL] [-comm NAME] [-raw]",
+	args:  "-to PORT|NAME [-channel IDX:VAL] [-comm NAME] [-uid ID] [-raw]",
 	summary: "Open one session and send each line of the standard input as a message (without its\n" +
 		"newline; -raw: each read of the input, up to the session's maximum message size), then\n" +
 		"close the session gracefully. Exit status 0 only if the close succeeded, that is when\n" +
@@ -94,7 +94,7 @@ func sendInput(ctx context.Context, s *reliable.Session, r io.Reader, raw bool) 
 var catCommand = &command{
 	name:  "cat",
 	short: "connect, print what the peer sends and send the standard input",
-	args:  "-to PORT|NAME [-channel IDX:VAL] [-comm NAME] [-raw]",
+	args:  "-to PORT|NAME [-channel IDX:VAL] [-comm NAME] [-uid ID] [-raw]",
 	summary: "Connect, like socat: print what the peer sends, one message per line (-raw: as it is),\n" +
 		"and send the standard input's lines. It ends when the peer closes the session (status 0),\n" +
 		"or on an interrupt, which closes the session gracefully.",
