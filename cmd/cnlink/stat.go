@@ -34,6 +34,9 @@ var statCommand = &command{
 				return err
 			}
 			sock, err := discover.ByPort(t.Port)
+			if errors.Is(err, discover.ErrNotFound) {
+				return fmt.Errorf("%v: no socket holds the port (is the server running?)", t)
+			}
 			if err != nil {
 				return fmt.Errorf("%v: %w", t, err)
 			}
