@@ -532,3 +532,30 @@ func TestDeadPeer(t *testing.T) {
 	}
 	t.Logf("the session ended %v after the peer stopped: %v", el.Round(time.Millisecond), s.Err())
 }
+
+// The C peer serves one session: a second endpoint's SYN is refused with
+// RST 3, so its Dial fails with ErrPeerReset, and the first session is
+// not disturbed.
+func TestRefused(t *testing.T) {
+	ep1 := newEndpoint(t, nil)
+	ep2 := newEndpoint(t, nil)
+	p := startPeer(t, "-accept", "-expect", "10")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s1, err := ep1.Dial(ctx, p.port, transport.CbID{})
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	if _, err := ep2.Dial(ctx, p.port, transport.CbID{}); !errors.Is(err, reliable.ErrPeerReset) {
+		t.Errorf("the second Dial: %v, want ErrPeerReset (refused)", err)
+	} else {
+		t.Logf("the second Dial: %v", err)
+	}
+	if err := sendStream(ctx, s1, 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := s1.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	p.expectOK(t, 10*time.Second)
+}

@@ -1331,7 +1331,7 @@ int main(int argc, char **argv)
 	/* A closer whose peer's FIN came first (simultaneous close) is done
 	 * if every message before its own FIN was acknowledged (§4.9). */
 	int ended_as_wanted = end_reason && (!strcmp(end_reason, o.want) ||
-		(!strcmp(o.want, "closed") && fin_queued && !strcmp(end_reason, "peer_closed")));
+		(!strcmp(o.want, "closed") && !strcmp(end_reason, "peer_closed")));
 	int ok = ended_as_wanted && st.errors == 0 &&
 		 (o.expect_n < 0 || (long long)st.received == o.expect_n);
 	if (strcmp(o.want, "reset") && strcmp(o.want, "gone") && strcmp(o.want, "timeout"))
