@@ -6,10 +6,10 @@ package reliable
 import (
 	"time"
 
+	"github.com/cnlink/cnlink/internal/wire"
 	"github.com/cnlink/cnlink/retry"
 	"github.com/cnlink/cnlink/transport"
 	"github.com/cnlink/cnlink/window"
-	"github.com/cnlink/cnlink/internal/wire"
 )
 
 // releaseMsg is called by the window for every acknowledged record.
@@ -148,7 +148,7 @@ func (e *Endpoint) onOverrun(now time.Duration) {
 
 // requestStatus sends an ACK with STATUS_REQ and schedules the next one
 // on the overrun schedule. Repeats stop once no gap is left in the
-// receive buffer (DESIGN §5: repair within 2 RTOs of the report).
+// receive buffer (docs/ARCHITECTURE.md §6: repair within 2 RTOs of the report).
 func (e *Endpoint) requestStatus(s *Session, now time.Duration) {
 	s.statusReq = true
 	s.stats.statusReq.Add(1)

@@ -6,9 +6,9 @@ import (
 	"errors"
 	"time"
 
+	"github.com/cnlink/cnlink/internal/wire"
 	"github.com/cnlink/cnlink/transport"
 	"github.com/cnlink/cnlink/window"
-	"github.com/cnlink/cnlink/internal/wire"
 )
 
 // beginClose starts a graceful close: a FIN goes at the end of the

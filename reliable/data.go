@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cnlink/cnlink/internal/wire"
 	"github.com/cnlink/cnlink/transport"
 	"github.com/cnlink/cnlink/window"
-	"github.com/cnlink/cnlink/internal/wire"
 )
 
 // onData accepts a Data or Reply frame whose stream number is dsn.

@@ -10,10 +10,10 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/cnlink/cnlink/internal/wire"
 	"github.com/cnlink/cnlink/retry"
 	"github.com/cnlink/cnlink/transport"
 	"github.com/cnlink/cnlink/window"
-	"github.com/cnlink/cnlink/internal/wire"
 )
 
 const typeData = wire.TypeData

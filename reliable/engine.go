@@ -9,8 +9,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cnlink/cnlink/window"
 	"github.com/cnlink/cnlink/internal/wire"
+	"github.com/cnlink/cnlink/window"
 )
 
 // handleFrame dispatches one valid cnlink frame from port from.

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"testing/synctest"
 
+	"github.com/cnlink/cnlink/internal/wire"
 	"github.com/cnlink/cnlink/transport"
 	"github.com/cnlink/cnlink/transport/memnet"
-	"github.com/cnlink/cnlink/internal/wire"
 )
 
 // With AllowCreds refusing a sender's credentials, its datagrams are

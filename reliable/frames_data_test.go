@@ -12,9 +12,9 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/cnlink/cnlink/internal/wire"
 	"github.com/cnlink/cnlink/retry"
 	"github.com/cnlink/cnlink/transport"
-	"github.com/cnlink/cnlink/internal/wire"
 )
 
 // In-order DATA is delivered and acknowledged: one ACK per datagram,

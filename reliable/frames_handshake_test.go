@@ -10,9 +10,9 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/cnlink/cnlink/internal/wire"
 	"github.com/cnlink/cnlink/retry"
 	"github.com/cnlink/cnlink/transport"
-	"github.com/cnlink/cnlink/internal/wire"
 )
 
 // The dialer retransmits its SYN, byte for byte, on the handshake schedule

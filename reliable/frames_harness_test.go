@@ -25,10 +25,10 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/cnlink/cnlink/internal/wire"
 	"github.com/cnlink/cnlink/transport"
 	"github.com/cnlink/cnlink/transport/memnet"
 	"github.com/cnlink/cnlink/window"
-	"github.com/cnlink/cnlink/internal/wire"
 )
 
 const (
@@ -226,10 +226,6 @@ func (o tcOut) withAck(v uint32) tcOut   { o.f.Ack = v; return o }
 func (o tcOut) withArg(v uint32) tcOut   { o.f.Arg = v; return o }
 func (o tcOut) withFlags(v uint16) tcOut { o.f.Flags |= v; return o }
 func (o tcOut) withBody(b []byte) tcOut  { o.body = b; return o }
-func (o tcOut) withChannel(c transport.CbID) tcOut {
-	o.f.ID = c
-	return o
-}
 
 // syn is the peer's SYN: seq = ISN, ack = epoch, body = peerSyn.
 func (tc *testConn) syn() tcOut {

@@ -6,11 +6,11 @@ import (
 	"errors"
 	"time"
 
+	"github.com/cnlink/cnlink/internal/wire"
 	"github.com/cnlink/cnlink/loss"
 	"github.com/cnlink/cnlink/retry"
 	"github.com/cnlink/cnlink/transport"
 	"github.com/cnlink/cnlink/window"
-	"github.com/cnlink/cnlink/internal/wire"
 )
 
 // onSyn handles a SYN: a new session (if accepting), a retransmitted

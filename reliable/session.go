@@ -10,11 +10,11 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/cnlink/cnlink/internal/wire"
 	"github.com/cnlink/cnlink/loss"
 	"github.com/cnlink/cnlink/retry"
 	"github.com/cnlink/cnlink/transport"
 	"github.com/cnlink/cnlink/window"
-	"github.com/cnlink/cnlink/internal/wire"
 )
 
 // Session is a reliable, ordered, exactly-once message stream with one

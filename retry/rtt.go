@@ -23,8 +23,8 @@ const (
 // Defaults for the zero fields of RTTConfig.
 const (
 	// DefaultRTTInitial replaces RFC 6298's 1 s initial RTO (rule 2.1): a
-	// local netlink round trip takes about 10 µs (p99 about 90 µs, DESIGN
-	// §2), so 2 ms is already some 20 worst-case round trips.
+	// local netlink round trip takes about 10 µs (p99 about 90 µs,
+	// docs/PLATFORM.md §10), so 2 ms is already some 20 worst-case round trips.
 	DefaultRTTInitial = 2 * time.Millisecond
 	// DefaultRTTMin replaces RFC 6298's 1 s minimum (rule 2.4); see
 	// RTTConfig.Min for why.
@@ -112,9 +112,9 @@ func (c RTTConfig) Validate() error {
 	}
 	d := c.withDefaults()
 	if d.Min > d.Max {
-		errs = append(errs, fmt.Errorf("Min %v > Max %v (after defaults)", d.Min, d.Max))
+		errs = append(errs, fmt.Errorf("field Min %v > Max %v (after defaults)", d.Min, d.Max))
 	} else if d.Initial < d.Min || d.Initial > d.Max {
-		errs = append(errs, fmt.Errorf("Initial %v outside [Min %v, Max %v] (after defaults)", d.Initial, d.Min, d.Max))
+		errs = append(errs, fmt.Errorf("field Initial %v outside [Min %v, Max %v] (after defaults)", d.Initial, d.Min, d.Max))
 	}
 	return configError("RTTConfig", errs)
 }

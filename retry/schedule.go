@@ -82,24 +82,24 @@ func (c ScheduleConfig) withDefaults() ScheduleConfig {
 func (c ScheduleConfig) Validate() error {
 	var errs []error
 	if c.Initial < 0 {
-		errs = append(errs, fmt.Errorf("Initial = %v is negative", c.Initial))
+		errs = append(errs, fmt.Errorf("field Initial = %v is negative", c.Initial))
 	}
 	if c.Max < 0 {
-		errs = append(errs, fmt.Errorf("Max = %v is negative", c.Max))
+		errs = append(errs, fmt.Errorf("field Max = %v is negative", c.Max))
 	}
 	if c.GiveUpAfter < 0 {
-		errs = append(errs, fmt.Errorf("GiveUpAfter = %v is negative (zero means never give up)", c.GiveUpAfter))
+		errs = append(errs, fmt.Errorf("field GiveUpAfter = %v is negative (zero means never give up)", c.GiveUpAfter))
 	}
 	// Written so that NaN fails too.
 	if !(c.Multiplier == 0 || c.Multiplier >= 1) || math.IsInf(c.Multiplier, 0) {
-		errs = append(errs, fmt.Errorf("Multiplier = %v, want 0 (default) or finite and >= 1", c.Multiplier))
+		errs = append(errs, fmt.Errorf("field Multiplier = %v, want 0 (default) or finite and >= 1", c.Multiplier))
 	}
 	if !(c.Jitter >= 0 && c.Jitter <= 1) {
-		errs = append(errs, fmt.Errorf("Jitter = %v, want in [0, 1]", c.Jitter))
+		errs = append(errs, fmt.Errorf("field Jitter = %v, want in [0, 1]", c.Jitter))
 	}
 	if len(errs) == 0 {
 		if d := c.withDefaults(); d.Max < d.Initial {
-			errs = append(errs, fmt.Errorf("Max %v < Initial %v (after defaults)", d.Max, d.Initial))
+			errs = append(errs, fmt.Errorf("field Max %v < Initial %v (after defaults)", d.Max, d.Initial))
 		}
 	}
 	return configError("ScheduleConfig", errs)
@@ -264,7 +264,7 @@ func (s *Schedule) Attempts() int { return s.attempts }
 
 // PeerBusyConfig is the schedule after EAGAIN from a full peer: 20 µs,
 // doubling, nominal cap 2 ms, jitter 0.2. The kernel never signals a
-// non-blocking netlink sender when the peer drains (DESIGN §2.2), so the
+// non-blocking netlink sender when the peer drains (docs/PLATFORM.md §2), so the
 // only way forward is a timer. It never gives up on its own: the engine's
 // dead-peer timeout decides.
 func PeerBusyConfig() ScheduleConfig {
@@ -278,7 +278,7 @@ func PeerBusyConfig() ScheduleConfig {
 }
 
 // OverrunConfig is the schedule of status-exchange retries after ENOBUFS
-// (a receive overrun, DESIGN §2.3): the first retry at once, then 100 µs,
+// (a receive overrun, docs/PLATFORM.md §3): the first retry at once, then 100 µs,
 // doubling, nominal cap 10 ms, jitter 0.1. It never gives up on its own:
 // the engine's dead-peer timeout decides.
 func OverrunConfig() ScheduleConfig {

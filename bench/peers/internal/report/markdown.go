@@ -52,7 +52,7 @@ func WriteMarkdown(w io.Writer, m Machine, r *Results, stats []Benchstat) error 
 	p("| run time | %s |\n\n", m.Duration.Round(time.Second))
 
 	p("## Targets\n\n")
-	p("DESIGN §5 and issue 4, at %d-byte messages unless said otherwise, as ratios of medians from this run.\n\n", TargetSize)
+	p("The performance targets of docs/ARCHITECTURE.md §6, at %d-byte messages unless said otherwise, as ratios of medians from this run.\n\n", TargetSize)
 	p("| target | measured | required | margin | result |\n|---|---:|---:|---:|---|\n")
 	for _, t := range r.Targets() {
 		res := "**miss**"
