@@ -480,7 +480,7 @@ func TestKeepalive(t *testing.T) {
 		cArgs []string
 	}{
 		{"CPings", nil, []string{"-keepalive", "300"}},
-		{"GoPings", &reliable.Config{KeepAlive: 300 * time.Millisecond, DeadPeerTimeout: 1500 * time.Millisecond}, []string{"-keepalive", "5000"}},
+		{"GoPings", &reliable.Config{KeepAlive: 300 * time.Millisecond, DeadPeerTimeout: 1500 * time.Millisecond}, []string{"-keepalive", "2000"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ep := newEndpoint(t, tc.cfg)
