@@ -86,8 +86,8 @@ func (e *Endpoint) sendAck(s *Session, now time.Duration) {
 	if s.statusReq {
 		flags |= wire.FlagStatusReq
 	}
-	body := wire.AppendAck(e.ackScr[:0], &e.ackBody)
-	e.ackScr = body[:0]
+	body := wire.AppendAck(e.ctlScr[:0], &e.ackBody)
+	e.ctlScr = body[:0]
 	f := wire.Frame{ID: s.key.ch, Seq: s.ackSeq, Ack: s.peerEpoch + 1, Port: e.tr.LocalPort(), Type: wire.TypeAck, Flags: flags, Arg: uint32(a.Cum)}
 	if e.appendFrame(s, &f, body, nil, now) {
 		s.ackDue = false

@@ -49,25 +49,25 @@ type Endpoint struct {
 	ready []*Session // sessions with work queued by application goroutines
 
 	// Owner-only state.
-	sessions  map[key]*Session
-	outs      map[uint32]*outBuf
-	pending   []*outBuf  // outBufs with bytes to send at the end of the turn
-	ended     []*Session // sessions that ended this turn: Done closes after the flush
-	draining  bool       // Shutdown began: refuse SYNs and Dials
-	busyOuts  []*outBuf  // outBufs waiting after EAGAIN
-	timers    timerHeap
-	acks      []*Session // sessions owing an Ack this turn
-	readyLoc  []*Session
-	taken     []*msgBuf
-	ackBody   wire.Ack
-	ackScr    []byte
-	rstScr    []byte
-	ackRanges []window.Range
-	parsedAck wire.Ack
-	rd        wire.Reader     // decodes the datagram being handled
-	lastSess  *Session        // cache of the last session looked up by handleFrame
-	rxCreds   transport.Creds // kernel-stamped credentials of the datagram being handled
-	rstLimit  *rate.Limiter   // answers to frames of unknown or ended sessions
+	sessions    map[key]*Session
+	outs        map[uint32]*outBuf
+	pending     []*outBuf  // outBufs with bytes to send at the end of the turn
+	ended       []*Session // sessions that ended this turn: Done closes after the flush
+	draining    bool       // Shutdown began: refuse SYNs and Dials
+	busyOuts    []*outBuf  // outBufs waiting after EAGAIN
+	timers      timerHeap
+	touchedSess []*Session // sessions touched this turn, settled by finishRx
+	readyLoc    []*Session
+	taken       []*msgBuf
+	ackBody     wire.Ack
+	ctlScr      []byte // scratch for control-frame bodies (ACK, SYN, SYNACK)
+	rstScr      []byte
+	ackRanges   []window.Range
+	parsedAck   wire.Ack
+	rd          wire.Reader     // decodes the datagram being handled
+	lastSess    *Session        // cache of the last session looked up by handleFrame
+	rxCreds     transport.Creds // kernel-stamped credentials of the datagram being handled
+	rstLimit    *rate.Limiter   // answers to frames of unknown or ended sessions
 }
 
 // rxBuf carries one received datagram from the reader to the owner.
@@ -128,30 +128,6 @@ func NewEndpoint(tr transport.Transport, cfg *Config) (*Endpoint, error) {
 func (e *Endpoint) LocalPort() uint32 { return e.tr.LocalPort() }
 
 func (e *Endpoint) now() time.Duration { return time.Since(e.start) }
-
-// reader blocks in Receive and passes datagrams to the owner. Buffers
-// circulate between rxFree and rx, so memory is bounded and steady state
-// allocates nothing.
-func (e *Endpoint) reader() {
-	defer e.wg.Done()
-	for {
-		var b *rxBuf
-		select {
-		case b = <-e.rxFree:
-		case <-e.closing:
-			return
-		}
-		b.pkt, b.err = e.tr.Receive(b.buf)
-		select {
-		case e.rx <- b:
-		case <-e.closing:
-			return
-		}
-		if b.err != nil {
-			return
-		}
-	}
-}
 
 // Dial opens a session with the endpoint at peer port on channel ch (the
 // zero CbID means DefaultChannel). It returns when the peer's endpoint has
@@ -344,223 +320,6 @@ func (e *Endpoint) markReadyFromApp(s *Session) {
 	case e.wake <- struct{}{}:
 	default:
 	}
-}
-
-// markReady lists s for service in this turn (owner only).
-func (e *Endpoint) markReady(s *Session) { e.readyLoc = append(e.readyLoc, s) }
-
-// run is the owner loop.
-func (e *Endpoint) run() {
-	defer func() {
-		e.shutdown()
-		e.m.unregister()
-		close(e.ownerEnd)
-		e.wg.Done()
-	}()
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	armed := noDeadline
-	for {
-		select {
-		case b := <-e.rx:
-			if !e.handleRx(b) {
-				return
-			}
-			for range rxBuffers - 1 { // drain what is already there
-				select {
-				case b := <-e.rx:
-					if !e.handleRx(b) {
-						return
-					}
-					continue
-				default:
-				}
-				break
-			}
-			// One ack per session for everything drained: ack thinning
-			// without a delay timer.
-			e.finishRx(e.now())
-		case <-e.wake:
-		case f := <-e.ops:
-			f()
-		case <-timer.C:
-			armed = noDeadline
-		case <-e.closing:
-			return
-		}
-		now := e.now()
-		e.serviceReady(now)
-		e.fireTimers(now)
-		e.flushAll(now)
-		e.endPumps()
-		next := e.timers.earliest()
-		for _, o := range e.busyOuts {
-			next = min(next, o.retryAt)
-		}
-		if next != armed {
-			armed = next
-			if next == noDeadline {
-				timer.Stop()
-			} else {
-				timer.Reset(max(next-e.now(), 0))
-			}
-		}
-	}
-}
-
-// handleRx processes one datagram; false means the transport failed.
-func (e *Endpoint) handleRx(b *rxBuf) bool {
-	defer func() { e.rxFree <- b }()
-	if b.err != nil {
-		if !errors.Is(b.err, transport.ErrClosed) {
-			err := b.err
-			e.fatal.Store(&err)
-		}
-		return false
-	}
-	now := e.now()
-	p := &b.pkt
-	switch {
-	case p.Overrun:
-		e.onOverrun(now)
-		return true
-	case p.Truncated:
-		e.reject(rejectTruncated)
-		return true
-	case p.Group != 0:
-		e.reject(rejectMulticast)
-		return true
-	}
-	if e.cfg.AllowCreds != nil && p.Creds.Valid && !e.cfg.AllowCreds(p.Creds) {
-		e.reject(rejectCreds)
-		return true
-	}
-	e.stats.datagramsRecv.Add(1)
-	e.rxCreds = p.Creds
-	r := &e.rd
-	r.Reset(p.Data)
-	for r.Next() {
-		f, err := r.Frame()
-		if err != nil {
-			if errors.Is(err, wire.ErrChecksum) {
-				e.reject(rejectChecksum)
-			} else {
-				e.reject(rejectMalformed)
-			}
-			continue
-		}
-		e.handleFrame(p.From, f, now)
-	}
-	if r.Err() != nil {
-		e.reject(rejectMalformed)
-	}
-	return true
-}
-
-// serviceReady moves queued messages of ready sessions into frames.
-func (e *Endpoint) serviceReady(now time.Duration) {
-	e.rmu.Lock()
-	e.readyLoc = append(e.readyLoc, e.ready...)
-	clear(e.ready)
-	e.ready = e.ready[:0]
-	e.rmu.Unlock()
-	for i := 0; i < len(e.readyLoc); i++ {
-		s := e.readyLoc[i]
-		if s.state != stateEstablished {
-			continue
-		}
-		if s.pump.updateDue.Swap(false) {
-			if !s.ackDue {
-				s.ackDue = true
-				s.ackSeq = uint32(s.rcv.Cum()) - 1
-			}
-		}
-		e.pullSends(s, now)
-		if s.ackDue {
-			e.sendAck(s, now)
-		}
-		e.checkFlushers(s)
-		e.reschedule(s, now)
-	}
-	clear(e.readyLoc)
-	e.readyLoc = e.readyLoc[:0]
-}
-
-// fireTimers runs every session whose deadline has passed.
-func (e *Endpoint) fireTimers(now time.Duration) {
-	for len(e.timers) > 0 && e.timers[0].deadline <= now {
-		s := e.timers[0]
-		e.onTimer(s, now)
-		if s.heapIdx == 0 && s.deadline <= now {
-			// Nothing rescheduled it: avoid spinning.
-			e.timers.schedule(s, noDeadline)
-		}
-	}
-	e.finishRx(now)
-	for i := 0; i < len(e.busyOuts); {
-		o := e.busyOuts[i]
-		if !o.busy {
-			e.busyOuts[i] = e.busyOuts[len(e.busyOuts)-1]
-			e.busyOuts = e.busyOuts[:len(e.busyOuts)-1]
-			continue
-		}
-		if o.retryAt <= now {
-			e.busyOuts[i] = e.busyOuts[len(e.busyOuts)-1]
-			e.busyOuts = e.busyOuts[:len(e.busyOuts)-1]
-			e.flushOut(o, now) // may re-add itself to busyOuts
-			continue
-		}
-		i++
-	}
-	if len(e.readyLoc) > 0 {
-		e.serviceReady(now)
-	}
-}
-
-// flushAll sends every coalesced datagram of this turn.
-// endPumps tells the pumps of the sessions that ended in this turn that
-// nothing more comes, once the turn's datagrams were sent: their Done
-// closes when they have delivered what they hold. A session that ended
-// normally (time-wait) whose last datagram a busy peer (EAGAIN) holds
-// back waits until it leaves, or until its time-wait ends: that datagram
-// holds the ACK of the peer's FIN.
-func (e *Endpoint) endPumps() {
-	keep := e.ended[:0]
-	for _, s := range e.ended {
-		if s.state == stateTimeWait && s.out.busy && s.out.refused == nil && len(s.out.buf) > 0 {
-			keep = append(keep, s)
-			continue
-		}
-		s.endPump()
-	}
-	clear(e.ended[len(keep):])
-	e.ended = keep
-}
-
-func (e *Endpoint) flushAll(now time.Duration) {
-	for _, o := range e.pending {
-		o.queued = false
-		e.flushOut(o, now)
-	}
-	clear(e.pending)
-	e.pending = e.pending[:0]
-}
-
-// outFor returns the coalescing buffer for port.
-func (e *Endpoint) outFor(port uint32) *outBuf {
-	o := e.outs[port]
-	if o == nil {
-		o = &outBuf{
-			port: port,
-			// Grows to max as traffic needs it: a port that only ever
-			// gets a SYNACK (a SYN flood) costs a small buffer.
-			buf:   make([]byte, 0, min(e.cfg.MaxDatagram, 1024)),
-			max:   e.cfg.MaxDatagram,
-			sched: retry.PeerBusySchedule(),
-		}
-		e.outs[port] = o
-	}
-	return o
 }
 
 func (e *Endpoint) newSession(k key, initiator bool) *Session {

@@ -141,7 +141,7 @@ func (e *Endpoint) synBody(s *Session) wire.Syn {
 
 // sendSynAck answers a SYN with the connector rule: its seq, its ack+1.
 func (e *Endpoint) sendSynAck(s *Session, seq, ack uint32, now time.Duration) {
-	body := wire.AppendSyn(e.ackScr[:0], e.synBody(s))
+	body := wire.AppendSyn(e.ctlScr[:0], e.synBody(s))
 	f := wire.Frame{ID: s.key.ch, Seq: seq, Ack: ack, Port: e.tr.LocalPort(), Type: wire.TypeSynAck}
 	e.appendFrame(s, &f, body, nil, now)
 }
@@ -149,7 +149,7 @@ func (e *Endpoint) sendSynAck(s *Session, seq, ack uint32, now time.Duration) {
 // sendSyn sends (or resends) the opening frame of a dialed session (Dial
 // set its ISN, schedule and deadline).
 func (e *Endpoint) sendSyn(s *Session, now time.Duration) {
-	body := wire.AppendSyn(e.ackScr[:0], e.synBody(s))
+	body := wire.AppendSyn(e.ctlScr[:0], e.synBody(s))
 	f := wire.Frame{ID: s.key.ch, Seq: uint32(s.myISN), Ack: s.myEpoch, Port: e.tr.LocalPort(), Type: wire.TypeSyn}
 	e.appendFrame(s, &f, body, nil, now)
 	wait, ok := s.hs.Next(now)

@@ -142,3 +142,20 @@ func (e *Endpoint) failRefused(o *outBuf) {
 		e.markReady(s)
 	}
 }
+
+// outFor returns the coalescing buffer for port.
+func (e *Endpoint) outFor(port uint32) *outBuf {
+	o := e.outs[port]
+	if o == nil {
+		o = &outBuf{
+			port: port,
+			// Grows to max as traffic needs it: a port that only ever
+			// gets a SYNACK (a SYN flood) costs a small buffer.
+			buf:   make([]byte, 0, min(e.cfg.MaxDatagram, 1024)),
+			max:   e.cfg.MaxDatagram,
+			sched: retry.PeerBusySchedule(),
+		}
+		e.outs[port] = o
+	}
+	return o
+}
