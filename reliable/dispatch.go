@@ -1,8 +1,8 @@
 package reliable
 
-// This file holds the dispatch of received frames and the end-of-turn
-// work of the owner goroutine; the per-concern logic is in handshake.go,
-// data.go, ack.go, timer.go and close.go.
+// This file holds the dispatch of received frames to the per-concern
+// logic in handshake.go, data.go, ack.go and close.go. The owner loop
+// that calls it is in turn.go.
 
 import (
 	"errors"
