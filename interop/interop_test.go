@@ -35,7 +35,7 @@ func logGoSession(t *testing.T, what string, ep *reliable.Endpoint, s *reliable.
 // message and sees the session end with the peer's FIN.
 func TestStreamGoToC(t *testing.T) {
 	ep := newEndpoint(t, nil)
-	p := startPeer(t, "-accept", "-expect", strconv.Itoa(streamN), "-loss", streamLoss, "-seed", "1", "-max-time", "50")
+	p := startPeer(t, append([]string{"-accept", "-expect", strconv.Itoa(streamN), "-max-time", "50"}, lossArgs(t, streamLoss, 1)...)...)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	s, err := ep.Dial(ctx, p.port, transport.CbID{})
@@ -63,8 +63,8 @@ func TestStreamGoToC(t *testing.T) {
 // order, exactly once, and sees ErrPeerClosed.
 func TestStreamCToGo(t *testing.T) {
 	ep := newEndpoint(t, nil)
-	p := startPeer(t, "-dial", portArg(ep), "-send", strconv.Itoa(streamN), "-size", "256", "-vary", "-close",
-		"-loss", streamLoss, "-seed", "2", "-max-time", "50")
+	p := startPeer(t, append([]string{"-dial", portArg(ep), "-send", strconv.Itoa(streamN), "-size", "256", "-vary", "-close",
+		"-max-time", "50"}, lossArgs(t, streamLoss, 2)...)...)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	s := accept(t, ctx, ep, p)
@@ -90,7 +90,7 @@ func TestStreamCToGo(t *testing.T) {
 func TestRequestGoToC(t *testing.T) {
 	const workers, per = 8, 500
 	ep := newEndpoint(t, nil)
-	p := startPeer(t, "-accept", "-echo", "-loss", "0.05", "-seed", "3", "-max-time", "50")
+	p := startPeer(t, append([]string{"-accept", "-echo", "-max-time", "50"}, lossArgs(t, "0.05", 3)...)...)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	s, err := ep.Dial(ctx, p.port, transport.CbID{})
@@ -140,8 +140,8 @@ func TestRequestGoToC(t *testing.T) {
 func TestRequestCToGo(t *testing.T) {
 	const n = 4000
 	ep := newEndpoint(t, nil)
-	p := startPeer(t, "-dial", portArg(ep), "-requests", strconv.Itoa(n), "-size", "200", "-vary", "-close",
-		"-loss", "0.05", "-seed", "4", "-max-time", "50")
+	p := startPeer(t, append([]string{"-dial", portArg(ep), "-requests", strconv.Itoa(n), "-size", "200", "-vary", "-close",
+		"-max-time", "50"}, lossArgs(t, "0.05", 4)...)...)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	s := accept(t, ctx, ep, p)
@@ -558,4 +558,74 @@ func TestRefused(t *testing.T) {
 		t.Errorf("Close: %v", err)
 	}
 	p.expectOK(t, 10*time.Second)
+}
+
+// Flow control: Go's window is 64 messages and its reader is slow, so its
+// ACKs' limit holds the C peer back (and opens as the reader takes
+// messages). The C peer must never send beyond the limit (Go would count
+// the frame as "window") and must not stall.
+func TestFlowControl(t *testing.T) {
+	const n = 5000
+	ep := newEndpoint(t, &reliable.Config{Window: 64, RecvBuffer: 8})
+	p := startPeer(t, "-dial", portArg(ep), "-send", strconv.Itoa(n), "-close")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s := accept(t, ctx, ep, p)
+	start := time.Now()
+	for i := range n {
+		m, err := next(ctx, s)
+		if err != nil {
+			t.Fatalf("after %d messages: %v", i, err)
+		}
+		if !checkMsg(m, uint64(i)) {
+			t.Fatalf("message %d is not the C peer's message %d", i, i)
+		}
+		if i%500 == 0 {
+			time.Sleep(20 * time.Millisecond) // a slow reader
+		}
+	}
+	el := time.Since(start)
+	if err := waitEnd(ctx, s); !errors.Is(err, reliable.ErrPeerClosed) {
+		t.Errorf("the session ended with %v, want ErrPeerClosed", err)
+	}
+	res := p.expectOK(t, 10*time.Second)
+	if w := ep.Stats().Rejected["window"]; w != 0 {
+		t.Errorf("Go dropped %d frames of the C peer beyond its window or limit", w)
+	}
+	t.Logf("%d messages through a 64-message window in %v; the C peer sent %s PINGs (window probes) and retransmitted %s frames",
+		n, el.Round(time.Millisecond), res["pings"], res["retransmits"])
+	logGoSession(t, "receiver", ep, s)
+}
+
+// Small limits announced by Go (MaxDatagram 2048, MaxMessage 1024, Window
+// 32): the C peer must keep its datagrams, and so its coalescing, within
+// them; 20% loss each way, both directions at once, one frame per C
+// datagram (-dgram 300).
+func TestSmallLimitsBidirectional(t *testing.T) {
+	const n = 20000
+	ep := newEndpoint(t, &reliable.Config{Window: 32, MaxDatagram: 2048, MaxMessage: 1024})
+	p := startPeer(t, append([]string{"-dial", portArg(ep), "-send", strconv.Itoa(n), "-size", "250", "-vary", "-expect", strconv.Itoa(n),
+		"-dgram", "300", "-close", "-max-time", "50"}, lossArgs(t, "0.2", 5)...)...)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s := accept(t, ctx, ep, p)
+	start := time.Now()
+	errc := make(chan error, 1)
+	go func() { errc <- sendStream(ctx, s, n) }()
+	if err := recvStream(ctx, s, n, 250, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	el := time.Since(start)
+	if err := s.Close(); err != nil && !errors.Is(err, reliable.ErrPeerClosed) {
+		t.Errorf("Close: %v, want nil or ErrPeerClosed", err)
+	}
+	res := p.expectOK(t, 15*time.Second)
+	t.Logf("%d messages each way in %v through 20%% loss; C: %s retransmits, %s RTOs", n, el.Round(time.Millisecond), res["retransmits"], res["rtos"])
+	logGoSession(t, "", ep, s)
+	if r := ep.Stats().Rejected; r["truncated"] != 0 || r["window"] != 0 || r["too_large"] != 0 {
+		t.Errorf("Go rejected frames of the C peer: %v", r)
+	}
 }

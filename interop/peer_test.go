@@ -12,6 +12,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -298,4 +299,20 @@ func isOneOf(err error, targets ...error) bool {
 		}
 	}
 	return false
+}
+
+// seedBase seeds the C peer's loss generator: CNLINK_INTEROP_SEED replays
+// a run, otherwise every run draws other losses.
+var seedBase = func() uint64 {
+	if v, err := strconv.ParseUint(os.Getenv("CNLINK_INTEROP_SEED"), 10, 64); err == nil {
+		return v
+	}
+	return uint64(time.Now().UnixNano() % 1e9)
+}()
+
+// lossArgs are the C peer's arguments for loss p (a fraction) with the
+// k-th seed of this run, which t logs for a replay.
+func lossArgs(t *testing.T, p string, k uint64) []string {
+	t.Logf("C peer loss %s, seed %d (replay with CNLINK_INTEROP_SEED=%d)", p, seedBase+k, seedBase)
+	return []string{"-loss", p, "-seed", strconv.FormatUint(seedBase+k, 10)}
 }
