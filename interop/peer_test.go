@@ -12,6 +12,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -66,6 +67,16 @@ func startPeer(t *testing.T, args ...string) *cpeer {
 	p := &cpeer{t: t, args: args, exited: make(chan struct{})}
 	p.cmd = exec.Command(peerBin, args...)
 	p.cmd.Stderr = &p.stderr
+	if dir := os.Getenv("CNLINK_INTEROP_LOGDIR"); dir != "" {
+		// Keep every C peer's diagnostics (add -vv to its arguments for
+		// a line per datagram received and per ACK sent).
+		f, err := os.CreateTemp(dir, strings.ReplaceAll(t.Name(), "/", "_")+"-*.log")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		p.cmd.Stderr = io.MultiWriter(&p.stderr, f)
+	}
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

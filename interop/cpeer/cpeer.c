@@ -461,6 +461,9 @@ static void send_ack(void)
 		flags |= F_DUP_VALID;
 	if (status_due)
 		flags |= F_STATUS_REQ;
+	if (o.verbose > 1)
+		dbg("ACK cum %u limit %u ranges %u%s%s", rcv_nxt, rcv_nxt + o.window, n,
+		    dup_valid ? " dup" : "", status_due ? " status_req" : "");
 	if (put_frame(T_ACK, flags, ack_seq, peer_epoch + 1, rcv_nxt, b, ACK_FIXED + 8 * n))
 		ack_due = dup_valid = status_due = 0;
 }
@@ -886,6 +889,11 @@ static void establish(const uint8_t *syn)
 	last_heard = now;
 	dbg("open: peer port %u epoch %u isn %u window %u max_message %u max_datagram %u",
 	    peer_port, peer_epoch, rcv_nxt, peer_window, peer_max_msg, peer_max_dgram);
+	if ((o.send_n || o.req_n) && (uint32_t)o.size > peer_max_msg) { /* §4.2 */
+		fprintf(stderr, "cpeer: -size %d is above the peer's max_message %u\n", o.size, peer_max_msg);
+		rst_to(peer_port, rcv_nxt - 1, peer_epoch + 1, RST_ABORT, 0);
+		session_end("too_large", S_DONE, 0);
+	}
 }
 
 static int syn_valid(const uint8_t *syn)
@@ -1044,8 +1052,12 @@ static void on_datagram(uint32_t from, const uint8_t *buf, size_t n)
 	st.dgrams_recv++;
 	if (lose()) {
 		st.lost_rx++;
+		if (o.verbose > 1)
+			dbg("dropped a datagram of %zu bytes", n);
 		return;
 	}
+	if (o.verbose > 1 && n >= HDR)
+		dbg("datagram of %zu bytes: first frame type %u seq %u arg %u", n, buf[37], get32(buf + 24), get32(buf + 44));
 	while (off + HDR <= n) {
 		const uint8_t *f = buf + off;
 		uint32_t len = get32(f);
@@ -1212,7 +1224,8 @@ static void parse_args(int argc, char **argv)
 		else if (!strcmp(a, "-vary")) o.vary = 1;
 		else if (!strcmp(a, "-close")) o.do_close = 1;
 		else if (!strcmp(a, "-abort")) o.do_abort = 1;
-		else if (!strcmp(a, "-v")) o.verbose = 1;
+		else if (!strcmp(a, "-v")) o.verbose = o.verbose > 1 ? o.verbose : 1;
+		else if (!strcmp(a, "-vv")) o.verbose = 2;
 		else if (ARG("-bind")) o.bind_port = (uint32_t)strtoul(v, NULL, 0);
 		else if (ARG("-dial")) o.dial_port = (uint32_t)strtoul(v, NULL, 0);
 		else if (ARG("-channel")) {
