@@ -22,8 +22,8 @@
  *
  * Simplifications (allowed by the document: loss recovery is the sender's
  * business): an RTO retransmits everything unacknowledged and not SACKed
- * (instead of a PING probe first); one ACK is sent per batch of datagrams
- * read, not per datagram; no SO_PASSCRED pinning.
+ * after the first expiry's PING probe (SACKed frames too after the third);
+ * one session; no SO_PASSCRED pinning.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -44,7 +44,7 @@
 
 enum { T_SYN = 1, T_SYNACK, T_DATA, T_REPLY, T_ACK, T_PING, T_RST };
 enum { F_REQUEST = 1, F_FIN = 2, F_STATUS_REQ = 4, F_DUP_VALID = 8 };
-enum { RST_ABORT = 1, RST_NO_SESSION, RST_REFUSED, RST_BAD_HANDSHAKE, RST_CLOSING };
+enum { RST_ABORT = 1, RST_NO_SESSION, RST_REFUSED, RST_BAD_HANDSHAKE, RST_CLOSING, RST_PROTOCOL };
 
 #define NL_HDR 16        /* struct nlmsghdr */
 #define CN_HDR 20        /* struct cn_msg without data */
@@ -251,7 +251,7 @@ static uint32_t snd_mask, snd_win, snd_una, snd_nxt, snd_limit, need_tx_count;
 static uint64_t tx_counter, rack_tx_no;
 static int64_t rack_tx_at;
 static int64_t srtt, rttvar, rto = 20000, rto_deadline, next_repair;
-static int backoff;
+static int backoff, probes;
 static int fin_queued, fin_acked;
 static uint32_t fin_dsn;
 static int64_t close_deadline;
@@ -265,6 +265,7 @@ struct rslot {
 };
 static struct rslot *rcv;
 static uint32_t rcv_mask, rcv_nxt, rcv_hi; /* rcv_hi: highest DSN held + 1 */
+static uint32_t rcv_last;                  /* the DSN received most recently */
 static int ack_due, dup_valid, status_due, peer_fin;
 static uint32_t ack_seq, dup_dsn;
 
@@ -442,7 +443,22 @@ static void send_ack(void)
 	uint16_t n = 0, flags = 0;
 	put32(b, rcv_nxt + o.window); /* limit: we read at once, the window is the credit */
 	put32(b + 4, dup_valid ? dup_dsn : 0);
-	/* SACK ranges above the cumulative ack, highest first. */
+	/* SACK ranges above the cumulative ack (§6.4): first the one holding
+	 * the most recently received DSN, then the others from the highest
+	 * down; the lowest are left out when they do not fit. */
+	uint32_t first = 0;
+	int has_first = 0;
+	if (slt(rcv_nxt, rcv_last) && slt(rcv_last, rcv_hi) && rcv[rcv_last & rcv_mask].present) {
+		uint32_t lo = rcv_last, up = rcv_last;
+		while (slt(rcv_nxt, lo - 1) && rcv[(lo - 1) & rcv_mask].present)
+			lo--;
+		while (slt(up + 1, rcv_hi) && rcv[(up + 1) & rcv_mask].present)
+			up++;
+		put32(b + ACK_FIXED, lo);
+		put32(b + ACK_FIXED + 4, up);
+		first = lo;
+		has_first = n = 1;
+	}
 	for (uint32_t d = rcv_hi; slt(rcv_nxt, d) && n < SEND_RANGES;) {
 		while (slt(rcv_nxt, d) && !rcv[(d - 1) & rcv_mask].present)
 			d--;
@@ -451,6 +467,8 @@ static void send_ack(void)
 		uint32_t end = d - 1;
 		while (slt(rcv_nxt, d) && rcv[(d - 1) & rcv_mask].present)
 			d--;
+		if (has_first && d == first)
+			continue; /* already first */
 		put32(b + ACK_FIXED + 8 * n, d);
 		put32(b + ACK_FIXED + 8 * n + 4, end);
 		n++;
@@ -743,6 +761,8 @@ static void on_ack(const uint8_t *f, const uint8_t *body, size_t blen)
 	}
 	if (sample >= 0)
 		rtt_sample(sample);
+	if (advanced || sample >= 0)
+		probes = 0; /* something was acknowledged */
 	if (advanced || snd_una == snd_nxt) {
 		if (advanced)
 			backoff = 0;
@@ -837,10 +857,18 @@ static void on_data(uint32_t dsn, const uint8_t *f, const uint8_t *body, size_t 
 		dup_dsn = dsn;
 		return;
 	}
-	if (off >= o.window || blen > MAX_MESSAGE || ((flags & F_FIN) && blen)) {
-		st.malformed++; /* beyond our window, or invalid */
+	if (blen > MAX_MESSAGE) { /* it could never be acknowledged: RST 6 */
+		st.malformed++;
+		rst_to(peer_port, rcv_nxt - 1, peer_epoch + 1, RST_PROTOCOL, 0);
+		session_end("protocol", S_RESET_WAIT, RST_PROTOCOL);
 		return;
 	}
+	if (off >= o.window) { /* beyond the credit we advertised */
+		st.malformed++;
+		return;
+	}
+	if (type == T_DATA && (flags & F_FIN))
+		blen = 0; /* a FIN's body is ignored */
 	struct rslot *r = &rcv[dsn & rcv_mask];
 	r->present = 1;
 	r->type = type;
@@ -856,6 +884,7 @@ static void on_data(uint32_t dsn, const uint8_t *f, const uint8_t *body, size_t 
 	}
 	if (!slt(dsn, rcv_hi))
 		rcv_hi = dsn + 1;
+	rcv_last = dsn;
 	while (rcv[rcv_nxt & rcv_mask].present && !peer_fin) {
 		r = &rcv[rcv_nxt & rcv_mask];
 		deliver(r, rcv_nxt);
@@ -927,6 +956,8 @@ static void on_syn(uint32_t from, const uint8_t *f, const uint8_t *body, size_t 
 			/* Only one socket holds a port: the old peer is gone. */
 			session_end("reset", S_DONE, 0);
 			rst_to(from, seq, ack + 1, RST_REFUSED, 1);
+		} else if (ack != peer_epoch) {
+			rst_to(from, seq, ack + 1, RST_REFUSED, 1); /* we serve one session */
 		}
 		return;
 	}
@@ -1058,14 +1089,14 @@ static void on_datagram(uint32_t from, const uint8_t *buf, size_t n)
 	}
 	if (o.verbose > 1 && n >= HDR)
 		dbg("datagram of %zu bytes: first frame type %u seq %u arg %u", n, buf[37], get32(buf + 24), get32(buf + 44));
-	while (off + HDR <= n) {
+	while (off + NL_HDR <= n) {
 		const uint8_t *f = buf + off;
 		uint32_t len = get32(f);
-		if (len < HDR || len > n - off || get16(f + 32) != len - 36) {
-			st.malformed++;
+		if (len < 36 || len > n - off || 36 + (uint32_t)get16(f + 32) > len) {
+			st.malformed++; /* drop the rest of the datagram */
 			return;
 		}
-		if (get16(f + 4) != NLMSG_DONE || f[36] != 1) {
+		if (get16(f + 4) != NLMSG_DONE || get16(f + 32) < 12 || f[36] != 1) {
 			st.malformed++;
 		} else if (get32(f + 40) != frame_crc(f)) {
 			st.crc_bad++; /* dropped, never acknowledged */
@@ -1101,6 +1132,8 @@ static void read_socket(void)
 		if ((m.msg_flags & MSG_TRUNC) || from.nl_groups != 0)
 			continue; /* truncated, or a multicast */
 		on_datagram(from.nl_pid, buf, (size_t)n);
+		if (ack_due && (state == S_OPEN || state == S_TIME_WAIT))
+			send_ack(); /* one ACK per datagram (§6.4), coalesced in obuf */
 	}
 }
 
@@ -1140,7 +1173,12 @@ static void timers(void)
 		st.pings++;
 	}
 	if (rto_deadline && now >= rto_deadline) {
-		if (snd_una != snd_nxt) {
+		if (snd_una != snd_nxt && probes++ == 0) {
+			/* §7.1: the first expiry probes (a slow receiver answers
+			 * with an ACK covering everything), later ones retransmit. */
+			put_frame(T_PING, 0, snd_nxt, my_epoch, 0, NULL, 0);
+			st.pings++;
+		} else if (snd_una != snd_nxt) {
 			for (uint32_t d = snd_una; d != snd_nxt; d++)
 				if (!snd[d & snd_mask].sacked || backoff >= 2)
 					mark_lost(&snd[d & snd_mask]);
