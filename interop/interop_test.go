@@ -629,3 +629,53 @@ func TestSmallLimitsBidirectional(t *testing.T) {
 		t.Errorf("Go rejected frames of the C peer: %v", r)
 	}
 }
+
+// A C peer that breaks §6.3 (-oversize: messages above the max_message
+// Go announced): Go ends the session with ErrProtocol and RST 6, which
+// resets the C peer.
+func TestOversizedMessage(t *testing.T) {
+	ep := newEndpoint(t, &reliable.Config{MaxMessage: 512})
+	p := startPeer(t, "-dial", portArg(ep), "-send", "10", "-size", "1000", "-oversize", "-want", "reset")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s := accept(t, ctx, ep, p)
+	if err := waitEnd(ctx, s); !errors.Is(err, reliable.ErrProtocol) {
+		t.Errorf("the session ended with %v, want ErrProtocol", err)
+	} else {
+		t.Logf("the session ended: %v", err)
+	}
+	p.expectOK(t, 10*time.Second)
+	if n := ep.Stats().Rejected["too_large"]; n == 0 {
+		t.Errorf("Go counted no too_large frame")
+	}
+}
+
+// SYN and SYNACK announcing a window of 0 (§5.2): the receiver answers
+// RST 4 and no session opens, whichever side dials.
+func TestBadHandshake(t *testing.T) {
+	t.Run("CDials", func(t *testing.T) {
+		ep := newEndpoint(t, nil)
+		p := startPeer(t, "-dial", portArg(ep), "-syn-window", "0", "-want", "reset")
+		p.expectOK(t, 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		if s, err := ep.Accept(ctx); err == nil {
+			t.Errorf("Accept returned a session from port %d", s.Peer())
+		}
+		if n := ep.Stats().Rejected["malformed"]; n == 0 {
+			t.Errorf("Go counted no malformed SYN")
+		}
+	})
+	t.Run("GoDials", func(t *testing.T) {
+		ep := newEndpoint(t, nil)
+		p := startPeer(t, "-accept", "-syn-window", "0", "-want", "reset")
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := ep.Dial(ctx, p.port, transport.CbID{}); !errors.Is(err, reliable.ErrPeerReset) {
+			t.Errorf("Dial: %v, want ErrPeerReset (RST 4)", err)
+		} else {
+			t.Logf("Dial: %v", err)
+		}
+		p.expectOK(t, 10*time.Second)
+	})
+}

@@ -68,6 +68,8 @@ static struct {
 	uint32_t ch_idx, ch_val;
 	long long send_n, expect_n, req_n;
 	int size, vary, echo, do_close, do_abort, verbose;
+	int oversize;            /* -oversize: ignore the peer's max_message (a protocol violation) */
+	long syn_window;         /* -syn-window: the window announced in SYN/SYNACK (0 is invalid) */
 	double idle_s, max_time, loss;
 	uint64_t seed;
 	long bad_crc, bad_epoch;
@@ -75,7 +77,7 @@ static struct {
 	int64_t keepalive;       /* µs */
 	const char *want;
 } o = { .ch_idx = DEFAULT_IDX, .ch_val = 1, .expect_n = -1, .size = 128, .max_time = 60,
-	.window = 1024, .dgram = 16384, .keepalive = 1000000 };
+	.window = 1024, .dgram = 16384, .keepalive = 1000000, .syn_window = -1 };
 
 /* ---- counters ---- */
 
@@ -431,7 +433,7 @@ static void send_syn(uint8_t type, uint32_t seq, uint32_t ack)
 	uint8_t b[SYN_LEN];
 	put32(b, my_epoch);
 	put32(b + 4, my_isn);
-	put32(b + 8, o.window);
+	put32(b + 8, o.syn_window >= 0 ? (uint32_t)o.syn_window : o.window);
 	put32(b + 12, MAX_MESSAGE);
 	put32(b + 16, MAX_DATAGRAM);
 	put_frame(type, 0, seq, ack, 0, b, sizeof b);
@@ -918,7 +920,7 @@ static void establish(const uint8_t *syn)
 	last_heard = now;
 	dbg("open: peer port %u epoch %u isn %u window %u max_message %u max_datagram %u",
 	    peer_port, peer_epoch, rcv_nxt, peer_window, peer_max_msg, peer_max_dgram);
-	if ((o.send_n || o.req_n) && (uint32_t)o.size > peer_max_msg) { /* §4.2 */
+	if ((o.send_n || o.req_n) && (uint32_t)o.size > peer_max_msg && !o.oversize) { /* §6.3 */
 		fprintf(stderr, "cpeer: -size %d is above the peer's max_message %u\n", o.size, peer_max_msg);
 		rst_to(peer_port, rcv_nxt - 1, peer_epoch + 1, RST_ABORT, 0);
 		session_end("too_large", S_DONE, 0);
@@ -1247,7 +1249,8 @@ static void usage(void)
 		"             [-send N] [-size B] [-vary] [-expect N] [-requests N] [-echo]\n"
 		"             [-close | -abort] [-idle S] [-want END] [-loss P -seed S]\n"
 		"             [-bad-crc N] [-bad-epoch N] [-window W] [-dgram BYTES]\n"
-		"             [-keepalive MS] [-max-time S] [-v]\n");
+		"             [-keepalive MS] [-max-time S] [-v | -vv]\n"
+		"  for tests of the peer: [-oversize] [-syn-window N]\n");
 	exit(2);
 }
 
@@ -1284,6 +1287,8 @@ static void parse_args(int argc, char **argv)
 		else if (ARG("-bad-crc")) o.bad_crc = atol(v);
 		else if (ARG("-bad-epoch")) o.bad_epoch = atol(v);
 		else if (ARG("-window")) o.window = (uint32_t)atol(v);
+		else if (ARG("-syn-window")) o.syn_window = atol(v);
+		else if (!strcmp(a, "-oversize")) o.oversize = 1;
 		else if (ARG("-dgram")) o.dgram = (uint32_t)atol(v);
 		else if (ARG("-keepalive")) o.keepalive = atoll(v) * 1000;
 		else if (ARG("-max-time")) o.max_time = atof(v);
