@@ -679,3 +679,48 @@ func TestBadHandshake(t *testing.T) {
 		p.expectOK(t, 10*time.Second)
 	})
 }
+
+// A full peer (§7.3): with a small receive buffer on one side, the other
+// side's sends meet EAGAIN and must be retried later, not lost and not
+// spun on. Both directions, 50,000 messages each.
+func TestFullPeer(t *testing.T) {
+	const n = 50000
+	t.Run("GoFull", func(t *testing.T) {
+		ep := newEndpointSock(t, transport.Config{ReadBuffer: 16 << 10, WriteBuffer: 4 << 20}, nil)
+		p := startPeer(t, "-dial", portArg(ep), "-send", strconv.Itoa(n), "-close", "-dgram", "4096")
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		s := accept(t, ctx, ep, p)
+		start := time.Now()
+		if err := recvStream(ctx, s, n, 128, false); err != nil {
+			t.Fatal(err)
+		}
+		el := time.Since(start)
+		if err := waitEnd(ctx, s); !errors.Is(err, reliable.ErrPeerClosed) {
+			t.Errorf("the session ended with %v, want ErrPeerClosed", err)
+		}
+		res := p.expectOK(t, 10*time.Second)
+		t.Logf("%d messages in %v; the C peer met EAGAIN %s times", n, el.Round(time.Millisecond), res["eagain"])
+	})
+	t.Run("CFull", func(t *testing.T) {
+		ep := newEndpoint(t, nil)
+		p := startPeer(t, "-accept", "-expect", strconv.Itoa(n), "-rcvbuf", "16384")
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		s, err := ep.Dial(ctx, p.port, transport.CbID{})
+		if err != nil {
+			t.Fatalf("Dial: %v", err)
+		}
+		start := time.Now()
+		if err := sendStream(ctx, s, n); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		el := time.Since(start)
+		p.expectOK(t, 10*time.Second)
+		t.Logf("%d messages in %v; Go met a full C peer %d times", n, el.Round(time.Millisecond), ep.Stats().PeerBusy)
+		logGoSession(t, "sender", ep, s)
+	})
+}

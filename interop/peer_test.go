@@ -165,14 +165,21 @@ func num(res map[string]string, k string) uint64 {
 	return n
 }
 
-// newEndpoint opens a Go endpoint on a real netlink socket.
+// newEndpoint opens a Go endpoint on a real netlink socket with 4 MiB
+// kernel buffers.
 func newEndpoint(t *testing.T, cfg *reliable.Config) *reliable.Endpoint {
+	t.Helper()
+	return newEndpointSock(t, transport.Config{ReadBuffer: 4 << 20, WriteBuffer: 4 << 20}, cfg)
+}
+
+// newEndpointSock opens a Go endpoint on a netlink socket configured by tc.
+func newEndpointSock(t *testing.T, tc transport.Config, cfg *reliable.Config) *reliable.Endpoint {
 	t.Helper()
 	if skipReason != "" {
 		t.Skip(skipReason)
 	}
 	testenv.RequireNetAdmin(t)
-	tr, err := transport.Open(transport.Config{ReadBuffer: 4 << 20, WriteBuffer: 4 << 20})
+	tr, err := transport.Open(tc)
 	if err != nil {
 		t.Fatal(err)
 	}

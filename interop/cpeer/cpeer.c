@@ -69,7 +69,8 @@ static struct {
 	long long send_n, expect_n, req_n;
 	int size, vary, echo, do_close, do_abort, verbose;
 	int oversize;            /* -oversize: ignore the peer's max_message (a protocol violation) */
-	long syn_window;         /* -syn-window: the window announced in SYN/SYNACK (0 is invalid) */
+	long syn_window;
+	int rcvbuf;              /* -rcvbuf: SO_RCVBUF in bytes (default 4 MiB) */         /* -syn-window: the window announced in SYN/SYNACK (0 is invalid) */
 	double idle_s, max_time, loss;
 	uint64_t seed;
 	long bad_crc, bad_epoch;
@@ -1249,7 +1250,7 @@ static void usage(void)
 		"             [-send N] [-size B] [-vary] [-expect N] [-requests N] [-echo]\n"
 		"             [-close | -abort] [-idle S] [-want END] [-loss P -seed S]\n"
 		"             [-bad-crc N] [-bad-epoch N] [-window W] [-dgram BYTES]\n"
-		"             [-keepalive MS] [-max-time S] [-v | -vv]\n"
+		"             [-keepalive MS] [-rcvbuf BYTES] [-max-time S] [-v | -vv]\n"
 		"  for tests of the peer: [-oversize] [-syn-window N]\n");
 	exit(2);
 }
@@ -1289,6 +1290,7 @@ static void parse_args(int argc, char **argv)
 		else if (ARG("-window")) o.window = (uint32_t)atol(v);
 		else if (ARG("-syn-window")) o.syn_window = atol(v);
 		else if (!strcmp(a, "-oversize")) o.oversize = 1;
+		else if (ARG("-rcvbuf")) o.rcvbuf = atoi(v);
 		else if (ARG("-dgram")) o.dgram = (uint32_t)atol(v);
 		else if (ARG("-keepalive")) o.keepalive = atoll(v) * 1000;
 		else if (ARG("-max-time")) o.max_time = atof(v);
@@ -1305,14 +1307,14 @@ static void parse_args(int argc, char **argv)
 
 static void open_socket(void)
 {
-	int big = 4 << 20;
+	int big = 4 << 20, rb = o.rcvbuf ? o.rcvbuf : big;
 	struct sockaddr_nl a = { .nl_family = AF_NETLINK, .nl_pid = o.bind_port };
 	socklen_t alen = sizeof a;
 	fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_CONNECTOR);
 	if (fd < 0)
 		die("socket");
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big) < 0)
-		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rb, sizeof rb) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rb, sizeof rb);
 	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof big) < 0)
 		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
 	if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0)
