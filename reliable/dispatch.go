@@ -104,8 +104,10 @@ func (e *Endpoint) handleFrame(from uint32, f *wire.Parsed, now time.Duration) {
 			s.rcv.Pop()
 			s.peerFin = true
 		}
-		if typ == wire.TypeData || typ == wire.TypeReply || typ == wire.TypePing ||
-			f.Header.Flags&wire.FlagStatusReq != 0 {
+		switch {
+		case typ == wire.TypeReply:
+			e.needAck(s, f.Header.Arg) // a REPLY's DSN is its arg (PROTOCOL.md §6.4)
+		case typ == wire.TypeData || typ == wire.TypePing || f.Header.Flags&wire.FlagStatusReq != 0:
 			e.needAck(s, f.Seq)
 		}
 		return
