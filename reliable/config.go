@@ -40,7 +40,8 @@ type Config struct {
 	MaxMessage int
 	// MaxDatagram bounds a coalesced datagram (send and receive). Zero
 	// means 65536, or one frame of MaxMessage bytes if that is more. It
-	// must hold one frame of MaxMessage bytes.
+	// must hold one frame of MaxMessage bytes, and be at least
+	// MinDatagram.
 	MaxDatagram int
 	// AcceptBacklog is how many peer-opened sessions wait for Accept
 	// before new ones are refused. Zero means 64. Negative disables
@@ -74,6 +75,11 @@ type Config struct {
 	MeterProvider  metric.MeterProvider
 	TracerProvider trace.TracerProvider
 }
+
+// MinDatagram is the smallest MaxDatagram: one SYNACK frame, which also
+// holds an ACK without SACK ranges and a DATA frame of a few bytes. A peer
+// that announces less is refused with RST 4 (PROTOCOL.md §5.2).
+const MinDatagram = 16 + 20 + wire.HeaderLen + wire.SynLen // nlmsghdr, cn_msg, header, Syn body: 68
 
 // MaxMessageLimit is the largest MaxMessage: a cn_msg payload is at most
 // 65535 bytes and the cnlink header takes 12 of them.
@@ -117,6 +123,8 @@ func (c *Config) withDefaults() (Config, error) {
 	if d.MaxDatagram < transport.FrameLen(wire.HeaderLen+d.MaxMessage) {
 		errs = append(errs, fmt.Errorf("field MaxDatagram: %d cannot hold one frame of MaxMessage %d bytes (needs %d)",
 			d.MaxDatagram, d.MaxMessage, transport.FrameLen(wire.HeaderLen+d.MaxMessage)))
+	} else if d.MaxDatagram < MinDatagram {
+		errs = append(errs, fmt.Errorf("field MaxDatagram: %d is below MinDatagram (%d, one SYNACK frame)", d.MaxDatagram, MinDatagram))
 	}
 	if d.KeepAlive < 0 || d.DeadPeerTimeout < 0 || d.CloseTimeout < 0 || d.HandshakeTimeout < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))

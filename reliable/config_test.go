@@ -37,6 +37,7 @@ func TestConfigValidation(t *testing.T) {
 		{Config{Window: 1 << 21}, "Window"},
 		{Config{MaxMessage: MaxMessageLimit + 1}, "MaxMessage"},
 		{Config{MaxMessage: 16384, MaxDatagram: 1000}, "MaxDatagram"},
+		{Config{MaxMessage: 8, MaxDatagram: 64}, "MinDatagram"},
 		{Config{RecvBuffer: -5}, "RecvBuffer"},
 		{Config{KeepAlive: -time.Second}, "durations"},
 	} {

@@ -9,7 +9,6 @@ import (
 	"github.com/cnlink/cnlink/internal/wire"
 	"github.com/cnlink/cnlink/loss"
 	"github.com/cnlink/cnlink/retry"
-	"github.com/cnlink/cnlink/transport"
 	"github.com/cnlink/cnlink/window"
 )
 
@@ -117,15 +116,10 @@ func (e *Endpoint) openSimultaneous(s *Session, f *wire.Parsed, syn wire.Syn, no
 	e.touchSession(s)
 }
 
-// minPeerDatagram is the smallest max_datagram a peer may announce: one
-// SYNACK frame (PROTOCOL.md §5.2), which also holds an ACK without SACK
-// ranges and a DATA frame of a few bytes.
-var minPeerDatagram = transport.FrameLen(wire.HeaderLen + wire.SynLen)
-
 // synParamsValid reports whether a peer's SYN or SYNACK announces limits
 // a session can work with (PROTOCOL.md §5.2: otherwise RST 4).
 func synParamsValid(syn wire.Syn) bool {
-	return syn.Window != 0 && syn.MaxMessage != 0 && int(syn.MaxDatagram) >= minPeerDatagram
+	return syn.Window != 0 && syn.MaxMessage != 0 && int(syn.MaxDatagram) >= MinDatagram
 }
 
 // synBody is what this side tells the peer in SYN and SYNACK.

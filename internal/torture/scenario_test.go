@@ -82,8 +82,9 @@ func drawEndpoint(r *rand.Rand, netlink bool, lossLevel float64) epPlan {
 	default:
 		c.MaxMessage = 16384
 	}
-	// The smallest datagram that holds one frame of MaxMessage, or more.
-	least := transport.FrameLen(wire.HeaderLen + c.MaxMessage)
+	// The smallest datagram that holds one frame of MaxMessage (and at
+	// least a SYNACK), or more.
+	least := max(transport.FrameLen(wire.HeaderLen+c.MaxMessage), reliable.MinDatagram)
 	if r.IntN(2) == 0 || least >= 65536 {
 		c.MaxDatagram = least
 	} else {
