@@ -69,8 +69,9 @@ static struct {
 	long long send_n, expect_n, req_n;
 	int size, vary, echo, do_close, do_abort, verbose;
 	int oversize;            /* -oversize: ignore the peer's max_message (a protocol violation) */
-	long syn_window;
-	int rcvbuf;              /* -rcvbuf: SO_RCVBUF in bytes (default 4 MiB) */         /* -syn-window: the window announced in SYN/SYNACK (0 is invalid) */
+	long syn_window;         /* -syn-window: the window announced in SYN/SYNACK (0 is invalid) */
+	int rcvbuf;              /* -rcvbuf: SO_RCVBUF in bytes (default 4 MiB) */
+	int examples;            /* -examples: print PROTOCOL.md §14's frames and exit */
 	double idle_s, max_time, loss;
 	uint64_t seed;
 	long bad_crc, bad_epoch;
@@ -1251,8 +1252,59 @@ static void usage(void)
 		"             [-close | -abort] [-idle S] [-want END] [-loss P -seed S]\n"
 		"             [-bad-crc N] [-bad-epoch N] [-window W] [-dgram BYTES]\n"
 		"             [-keepalive MS] [-rcvbuf BYTES] [-max-time S] [-v | -vv]\n"
-		"  for tests of the peer: [-oversize] [-syn-window N]\n");
+		"  for tests of the peer: [-oversize] [-syn-window N] [-examples]\n");
 	exit(2);
+}
+
+/* -examples: encode the worked examples of PROTOCOL.md §14 with this
+ * peer's own encoder and print each as "name hex", so that a test can
+ * check that the C peer and the document (and so the Go encoder, which
+ * the document is checked against) agree byte for byte. The frames are
+ * padded to 4 bytes, as in the document. */
+static void print_example(const char *name, uint32_t port, uint8_t type, uint16_t flags,
+			  uint32_t seq, uint32_t ack, uint32_t arg, const uint8_t *body, size_t blen)
+{
+	uint8_t f[HDR + 64] = { 0 };
+	my_port = port;
+	size_t len = align4(encode(f, type, flags, seq, ack, arg, body, blen));
+	printf("%s ", name);
+	for (size_t i = 0; i < len; i++)
+		printf("%02x", f[i]);
+	printf("\n");
+}
+
+static void syn_body(uint8_t *b, uint32_t epoch, uint32_t isn, uint32_t win, uint32_t msg, uint32_t dgram)
+{
+	put32(b, epoch);
+	put32(b + 4, isn);
+	put32(b + 8, win);
+	put32(b + 12, msg);
+	put32(b + 16, dgram);
+}
+
+static void examples(void)
+{
+	const uint32_t E = 0xAABBCCDDu, I = 0x01020304u, P = 0x11223344u, Q = 0x55667788u;
+	uint8_t b[ACK_FIXED + 8];
+	o.ch_idx = DEFAULT_IDX;
+	o.ch_val = 1;
+	syn_body(b, E, I, 4096, 16384, 65536);
+	print_example("syn", 0x1234, T_SYN, 0, I, E, 0, b, SYN_LEN);
+	syn_body(b, P, Q, 1024, 4096, 8192);
+	print_example("synack", 0x5678, T_SYNACK, 0, I, E + 1, 0, b, SYN_LEN);
+	print_example("data", 0x1234, T_DATA, 0, I, E, 0, (const uint8_t *)"hello", 5);
+	print_example("request", 0x1234, T_DATA, F_REQUEST, I + 1, E, 0, (const uint8_t *)"time?", 5);
+	print_example("reply", 0x5678, T_REPLY, 0, I + 1, E + 1, Q, (const uint8_t *)"noon", 4);
+	put32(b, I + 2 + 1024);      /* limit */
+	put32(b + 4, I + 1);         /* dup */
+	put16(b + 8, 1);             /* one SACK range */
+	put16(b + 10, 0);
+	put32(b + 12, I + 4);
+	put32(b + 16, I + 4);
+	print_example("ack", 0x5678, T_ACK, F_DUP_VALID, I + 4, E + 1, I + 2, b, ACK_FIXED + 8);
+	print_example("ping", 0x1234, T_PING, F_STATUS_REQ, I + 5, E, 0, NULL, 0);
+	print_example("fin", 0x1234, T_DATA, F_FIN, I + 5, E, 0, NULL, 0);
+	print_example("rst", 0x1234, T_RST, 0, Q, P + 1, RST_ABORT, NULL, 0);
 }
 
 static void parse_args(int argc, char **argv)
@@ -1261,7 +1313,8 @@ static void parse_args(int argc, char **argv)
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define ARG(name) (!strcmp(a, name) && (v || (usage(), 0)) && ++i)
-		if (!strcmp(a, "-accept")) o.accept = 1;
+		if (!strcmp(a, "-examples")) o.examples = 1;
+		else if (!strcmp(a, "-accept")) o.accept = 1;
 		else if (!strcmp(a, "-echo")) o.echo = 1;
 		else if (!strcmp(a, "-vary")) o.vary = 1;
 		else if (!strcmp(a, "-close")) o.do_close = 1;
@@ -1297,6 +1350,8 @@ static void parse_args(int argc, char **argv)
 		else usage();
 #undef ARG
 	}
+	if (o.examples)
+		return;
 	if (o.accept == !!o.dial_port || (o.do_close && o.do_abort) || o.size < 8 || o.size > MAX_MESSAGE ||
 	    o.window < 1 || o.window > (1u << 20) || o.dgram < HDR + (uint32_t)o.size || o.dgram > MAX_DATAGRAM ||
 	    o.keepalive <= 0 || o.send_n < 0 || o.req_n < 0)
@@ -1331,6 +1386,10 @@ int main(int argc, char **argv)
 	if (crc_update(0xFFFFFFFFu, (const uint8_t *)"123456789", 9) != ~0xE3069283u) {
 		fprintf(stderr, "cpeer: crc32c self-test failed\n");
 		return 2;
+	}
+	if (o.examples) {
+		examples();
+		return 0;
 	}
 	rng = o.seed;
 	start_us = now = mono();
