@@ -31,38 +31,7 @@ import (
 // Breaking out of the loop leaves the session as it is; the messages not
 // yet read stay in Recv.
 func (s *Session) RecvIter(ctx context.Context) iter.Seq2[[]byte, error] {
-	return func(yield func([]byte, error) bool) {
-		for {
-			select {
-			case m := <-s.recvCh:
-				if !yield(m, nil) {
-					return
-				}
-				continue
-			case <-ctx.Done():
-				yield(nil, ctx.Err())
-				return
-			case <-s.doneCh:
-			}
-			// Done closes only when every message is in the channel:
-			// what is there now is the rest.
-			for {
-				select {
-				case m := <-s.recvCh:
-					if !yield(m, nil) {
-						return
-					}
-					continue
-				default:
-				}
-				break
-			}
-			if err := s.endOfStream(); err != nil {
-				yield(nil, err)
-			}
-			return
-		}
-	}
+	return receiveIter(ctx, s, s.recvCh)
 }
 
 // RequestsIter is RecvIter for requests: it yields each request in
@@ -70,23 +39,32 @@ func (s *Session) RecvIter(ctx context.Context) iter.Seq2[[]byte, error] {
 // the last pair unless the session ended normally. Answer each with
 // Reply; the loop may hand them to other goroutines.
 func (s *Session) RequestsIter(ctx context.Context) iter.Seq2[*Request, error] {
-	return func(yield func(*Request, error) bool) {
+	return receiveIter(ctx, s, s.reqCh)
+}
+
+// receiveIter yields what ch delivers until s ends (then what is left in
+// ch, then the end of the stream) or ctx does.
+func receiveIter[T any](ctx context.Context, s *Session, ch <-chan T) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		var zero T
 		for {
 			select {
-			case r := <-s.reqCh:
-				if !yield(r, nil) {
+			case v := <-ch:
+				if !yield(v, nil) {
 					return
 				}
 				continue
 			case <-ctx.Done():
-				yield(nil, ctx.Err())
+				yield(zero, ctx.Err())
 				return
 			case <-s.doneCh:
 			}
+			// Done closes only when every item is in the channel: what
+			// is there now is the rest.
 			for {
 				select {
-				case r := <-s.reqCh:
-					if !yield(r, nil) {
+				case v := <-ch:
+					if !yield(v, nil) {
 						return
 					}
 					continue
@@ -95,7 +73,7 @@ func (s *Session) RequestsIter(ctx context.Context) iter.Seq2[*Request, error] {
 				break
 			}
 			if err := s.endOfStream(); err != nil {
-				yield(nil, err)
+				yield(zero, err)
 			}
 			return
 		}
