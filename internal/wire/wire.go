@@ -48,6 +48,16 @@ func (t Type) String() string {
 		return "PING"
 	case TypeRst:
 		return "RST"
+	case TypeMData:
+		return "MDATA"
+	case TypeHeartbeat:
+		return "HEARTBEAT"
+	case TypeNak:
+		return "NAK"
+	case TypeStatus:
+		return "STATUS"
+	case TypeEvict:
+		return "EVICT"
 	}
 	return fmt.Sprintf("Type(%d)", uint8(t))
 }

@@ -1,0 +1,56 @@
+package multicast
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/cnlink/cnlink/transport"
+)
+
+// rxBuf is one received datagram on its way from the reader goroutine to
+// the owner, which hands the buffer back through the pool once it has
+// copied what it keeps.
+type rxBuf struct {
+	b []byte
+	p transport.Packet
+}
+
+// reader moves datagrams from the transport to the owner goroutine: the
+// only place a Publisher or Subscriber blocks in Receive. It ends when the
+// transport is closed (or fails), closing out after reporting the error on
+// errc.
+type reader struct {
+	tr   transport.Transport
+	out  chan *rxBuf
+	pool sync.Pool
+	size int
+	err  error // set before out is closed
+}
+
+func newReader(tr transport.Transport, size, depth int) *reader {
+	r := &reader{tr: tr, out: make(chan *rxBuf, depth), size: size}
+	r.pool.New = func() any { return &rxBuf{b: make([]byte, size)} }
+	return r
+}
+
+func (r *reader) run() {
+	defer close(r.out)
+	for {
+		rb := r.pool.Get().(*rxBuf)
+		p, err := r.tr.Receive(rb.b)
+		if err != nil {
+			r.pool.Put(rb)
+			if !errors.Is(err, transport.ErrClosed) {
+				r.err = err
+			}
+			return
+		}
+		rb.p = p
+		r.out <- rb
+	}
+}
+
+func (r *reader) put(rb *rxBuf) {
+	rb.p = transport.Packet{}
+	r.pool.Put(rb)
+}

@@ -1,0 +1,367 @@
+package multicast
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+	"time"
+
+	"github.com/cnlink/cnlink/internal/wire"
+	"github.com/cnlink/cnlink/transport"
+	"github.com/cnlink/cnlink/window"
+)
+
+var errEPERM error = syscall.EPERM
+
+type wireRange = wire.Range
+
+// The subscriber's owner goroutine. A turn: hand ready messages to Recv as
+// far as it takes them, send the NAK and STATUS that are due, end the
+// subscription when it must; then wait for a datagram, room in Recv, a
+// timer, or Close.
+
+func (s *Subscriber) now() time.Duration { return time.Since(s.start) }
+
+func (s *Subscriber) run() {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	rx := s.rd.out
+	for {
+		now := s.now()
+		if end, err := s.turn(now); end {
+			s.finish(err)
+			return
+		}
+		timer.Reset(max(s.deadline(now)-now, 0))
+		var out chan Message
+		if s.haveNext {
+			out = s.recv
+		}
+		select {
+		case rb, ok := <-rx:
+			if !ok {
+				s.finish(fmt.Errorf("%w: %w", ErrTransport, s.rd.err))
+				return
+			}
+			now = s.now()
+			if err := s.handle(rb, now); err != nil {
+				s.finish(err)
+				return
+			}
+			for range 31 {
+				var more bool
+				select {
+				case rb, more = <-rx:
+				default:
+				}
+				if !more {
+					break
+				}
+				if err := s.handle(rb, now); err != nil {
+					s.finish(err)
+					return
+				}
+			}
+		case out <- s.next:
+			s.delivered()
+		case <-timer.C:
+		case <-s.closeCh:
+			s.leave()
+			s.finish(ErrClosed)
+			return
+		}
+	}
+}
+
+func (s *Subscriber) delivered() {
+	s.stats.delivered.Add(1)
+	s.stats.bytes.Add(uint64(len(s.next.Data)))
+	s.stats.lost.Add(s.next.Lost)
+	s.next, s.haveNext = Message{}, false
+}
+
+// deliver moves ready messages into Recv without blocking.
+func (s *Subscriber) deliver() {
+	for {
+		if !s.haveNext {
+			d, ok := s.st.Pop()
+			if !ok {
+				return
+			}
+			s.next = Message{MSN: uint32(d.MSN), Data: d.Data, Lost: d.Lost}
+			s.haveNext = true
+		}
+		select {
+		case s.recv <- s.next:
+			s.delivered()
+		default:
+			return
+		}
+	}
+}
+
+func (s *Subscriber) deadline(now time.Duration) time.Duration {
+	d := now + time.Hour
+	if s.pinned {
+		d = s.heard + s.cfg.PublisherTimeout
+	}
+	if t := s.st.NakDeadline(); t >= 0 && t < d {
+		d = max(t, s.retryAt)
+	}
+	if s.pinned && s.register {
+		if t := s.statusDue(now); t < d {
+			d = t
+		}
+	}
+	return d
+}
+
+// statusDue returns when the next STATUS is due.
+func (s *Subscriber) statusDue(now time.Duration) time.Duration {
+	if !s.st.Started() {
+		return now + time.Hour
+	}
+	pos := uint32(s.st.Position())
+	switch {
+	case !s.sentOnce, s.statusReq, int(pos-s.statusPos) >= s.cfg.Window/4:
+		return max(now, s.retryAt)
+	case pos != s.statusPos:
+		return max(s.statusAt+s.cfg.StatusInterval, s.retryAt)
+	}
+	return max(s.statusAt+s.cfg.KeepaliveInterval, s.retryAt)
+}
+
+func (s *Subscriber) turn(now time.Duration) (bool, error) {
+	s.deliver()
+	if s.st.Started() {
+		s.stats.position.Store(uint32(s.st.Position()))
+		s.stats.known.Store(uint32(s.st.Known()))
+	}
+	if s.fail != nil {
+		// Everything before the gap is delivered: end.
+		if !s.haveNext {
+			return true, s.fail
+		}
+		return false, nil
+	}
+	if s.fin && s.st.Started() && uint32(s.st.Position()) == s.finAt && !s.haveNext {
+		return true, nil
+	}
+	if s.pinned && now-s.heard >= s.cfg.PublisherTimeout {
+		return true, fmt.Errorf("%w: nothing from port %d for %v", ErrPublisherGone, s.pubPort, s.cfg.PublisherTimeout)
+	}
+	if now < s.retryAt {
+		return false, nil
+	}
+	if n, ok := s.st.TakeNak(now, wire.MaxRanges); ok {
+		if err := s.sendNak(n.Ranges, n.Tail, n.TailStart); err != nil {
+			return true, err
+		}
+	}
+	if s.pinned && s.register && s.statusDue(now) <= now {
+		if err := s.sendStatus(0); err != nil {
+			return true, err
+		}
+		s.statusAt, s.statusReq, s.sentOnce = now, false, true
+	}
+	return false, nil
+}
+
+func (s *Subscriber) sendNak(rs []window.Range, tail bool, tailStart window.Seq) error {
+	s.wr = s.wr[:0]
+	for _, r := range rs {
+		s.wr = append(s.wr, wire.Range{Start: uint32(r.Start), End: uint32(r.End)})
+	}
+	f := wire.Frame{ID: s.cfg.Channel, Ack: s.epoch + 1, Port: s.tr.LocalPort(), Type: wire.TypeNak}
+	if len(s.wr) > 0 {
+		f.Seq = s.wr[0].Start
+	} else {
+		f.Seq = uint32(tailStart)
+	}
+	if tail {
+		f.Flags, f.Arg = wire.FlagTail, uint32(tailStart)
+	}
+	b, err := wire.Append(s.out[:0], &f, wire.AppendNak(nil, s.wr), nil)
+	if err != nil {
+		panic(err)
+	}
+	s.out = b
+	if err := s.send(b); err != nil {
+		return err
+	}
+	s.stats.naks.Add(1)
+	return nil
+}
+
+func (s *Subscriber) sendStatus(flags uint16) error {
+	f := wire.Frame{ID: s.cfg.Channel, Seq: uint32(s.st.Position()), Ack: s.epoch + 1, Port: s.tr.LocalPort(),
+		Type: wire.TypeStatus, Flags: flags, Arg: uint32(s.cfg.Window)}
+	b, err := wire.Append(s.out[:0], &f, nil, nil)
+	if err != nil {
+		panic(err)
+	}
+	s.out = b
+	if err := s.send(b); err != nil {
+		return err
+	}
+	s.statusPos = f.Seq
+	s.stats.statuses.Add(1)
+	s.stats.registered.Store(s.register)
+	return nil
+}
+
+// send unicasts to the publisher. EAGAIN delays the next send; EPERM
+// makes this an unprivileged subscriber (loss reported, not repaired);
+// ECONNREFUSED means the publisher is gone.
+func (s *Subscriber) send(b []byte) error {
+	err := s.tr.Send(transport.Addr{Port: s.pubPort}, b)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, transport.ErrPeerBusy):
+		s.stats.sendBusy.Add(1)
+		s.retryAt = s.now() + time.Millisecond
+		return nil
+	case errors.Is(err, transport.ErrPermission), errors.Is(err, errEPERM):
+		s.register = false
+		s.st.SetNoRepair()
+		s.stats.unprivileged.Store(true)
+		s.stats.registered.Store(false)
+		return nil
+	case errors.Is(err, transport.ErrPeerGone):
+		return fmt.Errorf("%w: port %d has no socket", ErrPublisherGone, s.pubPort)
+	}
+	return fmt.Errorf("%w: %w", ErrTransport, err)
+}
+
+// leave tells the publisher we go, if it waits for us.
+func (s *Subscriber) leave() {
+	if s.pinned && s.register && s.sentOnce {
+		_ = s.sendStatus(wire.FlagLeave)
+	}
+}
+
+func (s *Subscriber) finish(err error) {
+	_ = s.tr.Close()
+	for rb := range s.rd.out {
+		s.rd.put(rb)
+	}
+	s.st.Drain(func([]byte) {})
+	s.mu.Lock()
+	s.err = err
+	s.mu.Unlock()
+	close(s.recv)
+	close(s.done)
+}
+
+// handle processes one datagram. A non-nil error ends the subscription.
+func (s *Subscriber) handle(rb *rxBuf, now time.Duration) error {
+	defer s.rd.put(rb)
+	pk := &rb.p
+	switch {
+	case pk.Overrun:
+		s.stats.overruns.Add(1)
+		s.st.OnOverrun(now)
+		return nil
+	case pk.Truncated, pk.From == 0, pk.Group != 0 && pk.Group != s.cfg.Group,
+		s.cfg.Publisher != 0 && pk.From != s.cfg.Publisher,
+		s.pinned && (pk.From != s.pubPort || pk.Creds != s.pubCreds):
+		s.stats.rejected.Add(1)
+		return nil
+	}
+	var r wire.Reader
+	r.Reset(pk.Data)
+	for r.Next() {
+		f, err := r.Frame()
+		if err != nil || f.ID != s.cfg.Channel {
+			s.stats.rejected.Add(1)
+			continue
+		}
+		if err := s.frame(pk, f, now); err != nil {
+			return err
+		}
+	}
+	s.checkLoss()
+	return nil
+}
+
+func (s *Subscriber) frame(pk *transport.Packet, f *wire.Parsed, now time.Duration) error {
+	t := f.Header.Type
+	if t != wire.TypeMData && t != wire.TypeHeartbeat && t != wire.TypeEvict {
+		s.stats.rejected.Add(1)
+		return nil
+	}
+	if !s.pinned {
+		// The first frame of a stream pins its publisher: not an EVICT,
+		// not a repair meant for others.
+		if t == wire.TypeEvict || f.Header.Flags&wire.FlagRepair != 0 {
+			s.stats.rejected.Add(1)
+			return nil
+		}
+		s.pinned, s.pubPort, s.pubCreds, s.epoch = true, pk.From, pk.Creds, f.Ack
+		s.mu.Lock()
+		s.pubPortA, s.epochA = s.pubPort, s.epoch
+		s.mu.Unlock()
+	}
+	if f.Ack != s.epoch {
+		if t == wire.TypeEvict {
+			s.stats.rejected.Add(1)
+			return nil
+		}
+		return fmt.Errorf("%w: port %d changed epoch %d -> %d", ErrPublisherRestarted, s.pubPort, s.epoch, f.Ack)
+	}
+	s.heard = now
+	oldest := window.Seq(f.Header.Arg)
+	if !s.st.Started() && t != wire.TypeEvict {
+		first := window.Seq(f.Seq)
+		if s.cfg.FromOldest {
+			first = oldest
+		}
+		s.st.Start(first)
+	}
+	switch t {
+	case wire.TypeMData:
+		if s.fail != nil {
+			return nil
+		}
+		data := make([]byte, len(f.Body))
+		copy(data, f.Body)
+		switch s.st.OnData(window.Seq(f.Seq), oldest, data, now) {
+		case window.Accepted:
+			s.stats.received.Add(1)
+			if f.Header.Flags&wire.FlagRepair != 0 {
+				s.stats.repaired.Add(1)
+			}
+		case window.Duplicate:
+			s.stats.duplicates.Add(1)
+		case window.OutOfWindow:
+			s.stats.outOfWindow.Add(1)
+		}
+	case wire.TypeHeartbeat:
+		s.st.OnHeartbeat(window.Seq(f.Seq), oldest, now)
+		if f.Header.Flags&wire.FlagFin != 0 {
+			s.fin, s.finAt = true, f.Seq
+		}
+		if f.Header.Flags&wire.FlagStatusReq != 0 {
+			s.statusReq = true
+		}
+	case wire.TypeEvict:
+		return &EvictedError{Reason: EvictReason(f.Header.Arg), Position: uint32(s.st.Position()), Newest: uint32(s.st.Known())}
+	}
+	return nil
+}
+
+// checkLoss handles messages gone for good: fail, or skip and report.
+func (s *Subscriber) checkLoss() {
+	first, n := s.st.Unrepairable()
+	if n == 0 || s.fail != nil {
+		return
+	}
+	resume := s.st.Oldest()
+	if s.cfg.OnLoss == Continue || s.stats.unprivileged.Load() {
+		s.st.SkipTo(resume) // counted as delivered with Message.Lost
+		return
+	}
+	s.stats.lost.Add(uint64(n))
+	s.fail = &LostError{First: uint32(first), Resume: uint32(resume), Count: uint64(n)}
+}
