@@ -66,6 +66,35 @@ func (c *Checker) Done(n int) error {
 	return nil
 }
 
+// GapChecker verifies what a receiver that may lose messages gets (raw
+// multicast): messages of exactly Size bytes, each whole, whose indexes
+// only increase. A lost message is skipped; a duplicated, reordered,
+// truncated or corrupted one is an error.
+type GapChecker struct {
+	Size        int
+	next, count uint64
+}
+
+// Check verifies the next message that arrived.
+func (c *GapChecker) Check(msg []byte) error {
+	if len(msg) != c.Size {
+		return fmt.Errorf("message after %d: %d bytes, want %d", c.next, len(msg), c.Size)
+	}
+	i := Index(msg)
+	if i < c.next {
+		return fmt.Errorf("got message %d after %d (duplicated or reordered)", i, c.next-1)
+	}
+	if msg[len(msg)-1] != checkByte(i) {
+		return fmt.Errorf("message %d: last byte %#x, want %#x (truncated or corrupted)", i, msg[len(msg)-1], checkByte(i))
+	}
+	c.next = i + 1
+	c.count++
+	return nil
+}
+
+// Count is how many messages have passed Check.
+func (c *GapChecker) Count() uint64 { return c.count }
+
 // ReportRate reports msgs/s for n messages over the benchmark's timed
 // part. MB/s comes from b.SetBytes, which the benchmarks set to the
 // payload size: one message is one op.
