@@ -100,8 +100,10 @@ type SubscriberConfig struct {
 	// otherwise the first publisher heard on the channel is.
 	Publisher uint32
 
-	// Window is the reorder buffer in messages [4096]; a registered
-	// subscriber announces it, and the publisher never runs further ahead.
+	// Window is the reorder buffer in messages [4096]. A registered
+	// subscriber announces the smaller of it and what its socket's receive
+	// buffer holds (so that the publisher does not overrun it), and the
+	// publisher never runs further ahead.
 	Window int
 	// NoRegister: do not register with the publisher (it will not wait
 	// for this subscriber; falling behind its history loses messages).

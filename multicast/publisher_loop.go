@@ -22,6 +22,11 @@ import (
 // the stream and the others.
 const maxRepairDatagrams = 32
 
+// busyRetry is the pause after a unicast repair met EAGAIN. The kernel
+// never tells a sender that a queue drained, and a subscriber with a small
+// receive buffer holds one datagram: the pause paces its repairs.
+const busyRetry = 100 * time.Microsecond
+
 func (p *Publisher) now() time.Duration { return time.Since(p.start) }
 
 func (p *Publisher) run() {
@@ -45,15 +50,15 @@ func (p *Publisher) run() {
 			now = p.now()
 			p.handle(rb, now)
 			for range 63 {
+				var more bool
 				select {
-				case rb, ok = <-rx:
+				case rb, more = <-rx:
 				default:
 				}
-				if rb == nil || !ok {
+				if !more {
 					break
 				}
 				p.handle(rb, now)
-				rb = nil
 			}
 		case <-p.kick:
 		case <-timer.C:
@@ -355,7 +360,7 @@ func (p *Publisher) unicastRepairs(m *repair.Member, now time.Duration) {
 			// Retry after a pause: the kernel never tells a sender that
 			// a queue drained.
 			p.stats.repairBusy.Add(1)
-			m.BusyUntil = now + time.Millisecond
+			m.BusyUntil = now + busyRetry
 		case errors.Is(err, transport.ErrPeerGone):
 			m.BusyUntil = gonePort
 		default:

@@ -65,6 +65,15 @@ type Subscriber struct {
 	haveNext  bool
 	out       []byte
 	wr        []wireRange
+
+	// What the socket's receive queue holds, to announce a window the
+	// kernel will not overrun (as Aeron sizes a receiver window by
+	// SO_RCVBUF): rcvbuf as getsockopt reports it (0: unknown), and
+	// running averages of the publisher's datagrams.
+	rcvbuf         int
+	pubMaxDatagram int     // from the publisher's heartbeats
+	avgFrame       float64 // bytes of an MDATA frame, running average
+	announced      int
 }
 
 type subCounters struct {
@@ -120,6 +129,12 @@ func Subscribe(tr transport.Transport, cfg SubscriberConfig) (*Subscriber, error
 			Window: c.Window, NakDelay: c.NakDelay, NakMax: c.NakMax, Seed: c.Seed,
 		}),
 	}
+	if rb, ok := tr.(interface{ ReadBuffer() (int, error) }); ok {
+		if n, err := rb.ReadBuffer(); err == nil {
+			s.rcvbuf = n
+		}
+	}
+	s.pubMaxDatagram, s.avgFrame = DefaultMaxDatagram, frameOverhead+256
 	s.rd = newReader(tr, MaxDatagramLimit, 16)
 	go s.rd.run()
 	go s.run()

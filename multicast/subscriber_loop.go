@@ -123,7 +123,7 @@ func (s *Subscriber) statusDue(now time.Duration) time.Duration {
 	}
 	pos := uint32(s.st.Position())
 	switch {
-	case !s.sentOnce, s.statusReq, int(pos-s.statusPos) >= s.cfg.Window/4:
+	case !s.sentOnce, s.statusReq, int(pos-s.statusPos) >= max(1, s.announced/4), s.windowMoved():
 		return max(now, s.retryAt)
 	case pos != s.statusPos:
 		return max(s.statusAt+s.cfg.StatusInterval, s.retryAt)
@@ -195,7 +195,7 @@ func (s *Subscriber) sendNak(rs []window.Range, tail bool, tailStart window.Seq)
 
 func (s *Subscriber) sendStatus(flags uint16) error {
 	f := wire.Frame{ID: s.cfg.Channel, Seq: uint32(s.st.Position()), Ack: s.epoch + 1, Port: s.tr.LocalPort(),
-		Type: wire.TypeStatus, Flags: flags, Arg: uint32(s.cfg.Window)}
+		Type: wire.TypeStatus, Flags: flags, Arg: uint32(s.window())}
 	b, err := wire.Append(s.out[:0], &f, nil, nil)
 	if err != nil {
 		panic(err)
@@ -205,6 +205,7 @@ func (s *Subscriber) sendStatus(flags uint16) error {
 		return err
 	}
 	s.statusPos = f.Seq
+	s.announced = int(f.Arg)
 	s.stats.statuses.Add(1)
 	s.stats.registered.Store(s.register)
 	return nil
@@ -232,6 +233,32 @@ func (s *Subscriber) send(b []byte) error {
 		return fmt.Errorf("%w: port %d has no socket", ErrPublisherGone, s.pubPort)
 	}
 	return fmt.Errorf("%w: %w", ErrTransport, err)
+}
+
+// window is what this subscriber announces: its reorder buffer, or less if
+// its socket's receive queue holds less.
+func (s *Subscriber) window() int {
+	if s.rcvbuf <= 0 {
+		return s.cfg.Window
+	}
+	// Full datagrams of frames of the average size: how many the queue
+	// takes, times the frames in each.
+	dg := s.pubMaxDatagram
+	perDatagram := max(1, dg/int(s.avgFrame))
+	return max(1, min(s.cfg.Window, max(1, s.rcvbuf/transport.Truesize(dg, true))*perDatagram))
+}
+
+// windowMoved reports whether the announced window is off by a quarter.
+func (s *Subscriber) windowMoved() bool {
+	w := s.window()
+	return 4*abs(w-s.announced) > s.announced
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
 }
 
 // leave tells the publisher we go, if it waits for us.
@@ -276,6 +303,10 @@ func (s *Subscriber) handle(rb *rxBuf, now time.Duration) error {
 		if err != nil || f.ID != s.cfg.Channel {
 			s.stats.rejected.Add(1)
 			continue
+		}
+		if f.Header.Type == wire.TypeMData {
+			const a = 1.0 / 64
+			s.avgFrame += a * (float64(frameOverhead+(len(f.Body)+3)&^3) - s.avgFrame)
 		}
 		if err := s.frame(pk, f, now); err != nil {
 			return err
@@ -339,6 +370,9 @@ func (s *Subscriber) frame(pk *transport.Packet, f *wire.Parsed, now time.Durati
 		}
 	case wire.TypeHeartbeat:
 		s.st.OnHeartbeat(window.Seq(f.Seq), oldest, now)
+		if h, err := wire.ParseHeartbeat(f.Body); err == nil && h.MaxDatagram >= minDatagram && h.MaxDatagram <= MaxDatagramLimit {
+			s.pubMaxDatagram = int(h.MaxDatagram)
+		}
 		if f.Header.Flags&wire.FlagFin != 0 {
 			s.fin, s.finAt = true, f.Seq
 		}

@@ -335,7 +335,11 @@ func (p *Publisher) PlanMulticast(now time.Duration, dst []window.Range) []windo
 			evs = append(evs, ev{r.Start.Sub(old), 1}, ev{r.End.Sub(old) + 1, -1})
 		}
 	}
-	if len(evs) < 2*p.cfg.MulticastMin {
+	// On one host a multicast costs the kernel a copy per member, wanted
+	// or not, and a duplicate costs each subscriber that did not want it:
+	// multicast only what at least half the subscribers miss.
+	need := max(p.cfg.MulticastMin, (len(p.order)+1)/2)
+	if len(evs) < 2*need {
 		return dst
 	}
 	slices.SortFunc(evs, func(a, b ev) int {
@@ -350,9 +354,9 @@ func (p *Publisher) PlanMulticast(now time.Duration, dst []window.Range) []windo
 		before := depth
 		depth += e.delta
 		switch {
-		case before < p.cfg.MulticastMin && depth >= p.cfg.MulticastMin:
+		case before < need && depth >= need:
 			from = e.at
-		case before >= p.cfg.MulticastMin && depth < p.cfg.MulticastMin:
+		case before >= need && depth < need:
 			if e.at > from {
 				dst = append(dst, window.Range{Start: old.Add(from), End: old.Add(e.at - 1)})
 			}

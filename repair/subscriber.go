@@ -73,7 +73,11 @@ type Subscriber struct {
 
 	nakAt, lastNak time.Duration // next NAK due (-1 none), last sent (-1 never)
 	sched          *retry.Schedule
-	urgent         bool // an overrun: NAK the open tail at once
+	// urgent: the socket overran. The first gap found after it is NAKed
+	// at once, without the NakDelay spacing; if no data arrives to show
+	// the gap (the publisher went quiet), the NAK due after NakDelay asks
+	// for the open tail.
+	urgent, dataSince bool
 	progressAt     window.Seq
 	hi             window.Seq // highest MSN accepted (valid with hasHi)
 	hasHi          bool
@@ -143,6 +147,7 @@ func (s *Subscriber) OnData(msn, oldest window.Seq, data []byte, now time.Durati
 	if s.cfg.NoRepair && s.rx.Cum().Less(msn) && msn.Sub(s.rx.Cum()) < s.cfg.Window {
 		s.skipTo(msn)
 	}
+	s.dataSince = true
 	v := s.rx.Push(msn, item{msn, data})
 	if v == window.Accepted && (!s.hasHi || s.hi.Less(msn)) {
 		s.hi, s.hasHi = msn, true
@@ -167,8 +172,10 @@ func (s *Subscriber) OnOverrun(now time.Duration) {
 	if s.cfg.NoRepair || !s.started {
 		return
 	}
-	s.urgent = true
-	s.schedule(now)
+	s.urgent, s.dataSince = true, false
+	if at := now + s.cfg.NakDelay; s.nakAt < 0 || at < s.nakAt {
+		s.nakAt = at
+	}
 }
 
 // gapCheck schedules a NAK when something is missing and none is due.
@@ -186,7 +193,10 @@ func (s *Subscriber) gapCheck(now time.Duration) {
 		s.urgent = false
 		return
 	}
-	if s.nakAt < 0 {
+	switch {
+	case s.urgent && s.dataSince:
+		s.nakAt = now
+	case s.nakAt < 0:
 		s.schedule(now)
 	}
 }
@@ -235,7 +245,7 @@ func (s *Subscriber) TakeNak(now time.Duration, maxRanges int) (Nak, bool) {
 	if s.hasHi && top.LessEq(s.hi) {
 		top = s.hi + 1
 	}
-	if top.Less(s.known) || s.urgent {
+	if top.Less(s.known) || (s.urgent && !s.dataSince) {
 		n.Tail, n.TailStart = true, top
 	}
 	if len(n.Ranges) == 0 && !n.Tail {
