@@ -15,9 +15,10 @@ import (
 	"github.com/cnlink/cnlink/transport"
 )
 
-// The worked examples of docs/PROTOCOL.md §14, checked byte for byte
-// against the encoder and read back by the decoder. The hex blocks in the
-// document are generated from this table: after changing an example, run
+// The worked examples of docs/PROTOCOL.md §14 (sessions) and §16.10
+// (multicast streams), checked byte for byte against the encoder and read
+// back by the decoder. The hex blocks in the document are generated from
+// this table: after changing an example, run
 //
 //	go test ./internal/wire -run TestProtocolExamples -update-examples
 //
@@ -29,11 +30,30 @@ const protocolDoc = "../../docs/PROTOCOL.md"
 type protocolExample struct {
 	name    string
 	frame   Frame
-	body    []byte // Syn or Ack body
+	body    []byte // Syn, Ack, Heartbeat or Nak body
 	payload []byte
 }
 
+// multicast reports whether x is one of §16's examples. Their blocks are
+// titled "# multicast example NAME:" instead of "# example NAME:", so that
+// interop's TestProtocolExamplesC, which checks every "# example" block
+// against the C peer's encoder, does not ask the C peer (which speaks
+// sessions only) for them.
+func (x protocolExample) multicast() bool { return x.frame.Type >= TypeMData }
+
+func (x protocolExample) title() string {
+	if x.multicast() {
+		return "multicast example " + x.name
+	}
+	return "example " + x.name
+}
+
 var exampleCh = transport.CbID{Idx: 0x434e4c4b, Val: 1}
+
+// streamCh is the channel of the multicast examples: the Go default for
+// streams (multicast.DefaultChannel, repeated here: that package imports
+// this one).
+var streamCh = transport.CbID{Idx: 0x434e4c4b, Val: 2}
 
 // The session of the examples: the dialer's epoch E = 0xAABBCCDD and ISN
 // I = 0x01020304; the acceptor's epoch P = 0x11223344 and ISN Q =
@@ -71,6 +91,34 @@ func protocolExamples() []protocolExample {
 	}
 }
 
+// The stream of the multicast examples (§16.10): the publisher (port
+// 0x1234) has epoch E = 0xAABBCCDD, retains MSNs from O = 0x01020300 and
+// has sent up to 0x01020307 (N = 0x01020308); the subscriber is port
+// 0x5678.
+func multicastExamples() []protocolExample {
+	const (
+		E    = 0xAABBCCDD
+		O, N = 0x01020300, 0x01020308
+		pub  = 0x1234
+		sub  = 0x5678
+	)
+	return []protocolExample{
+		{name: "mdata",
+			frame:   Frame{ID: streamCh, Seq: O + 5, Ack: E, Port: pub, Type: TypeMData, Arg: O},
+			payload: []byte("hello")},
+		{name: "heartbeat",
+			frame: Frame{ID: streamCh, Seq: N, Ack: E, Port: pub, Type: TypeHeartbeat, Flags: FlagFin, Arg: O},
+			body:  AppendHeartbeat(nil, Heartbeat{Window: 4096, MaxMessage: 16384, MaxDatagram: 65536})},
+		{name: "nak",
+			frame: Frame{ID: streamCh, Seq: O + 1, Ack: E + 1, Port: sub, Type: TypeNak, Flags: FlagTail, Arg: O + 6},
+			body:  AppendNak(nil, []Range{{Start: O + 1, End: O + 1}, {Start: O + 3, End: O + 4}})},
+		{name: "status",
+			frame: Frame{ID: streamCh, Seq: O + 6, Ack: E + 1, Port: sub, Type: TypeStatus, Arg: 1024}},
+		{name: "evict",
+			frame: Frame{ID: streamCh, Seq: O + 6, Ack: E, Port: pub, Type: TypeEvict, Arg: EvictLaggard}},
+	}
+}
+
 func (x protocolExample) encode(t *testing.T) []byte {
 	b, err := Append(nil, &x.frame, x.body, x.payload)
 	if err != nil {
@@ -81,9 +129,9 @@ func (x protocolExample) encode(t *testing.T) []byte {
 
 // exampleBlock formats b as the document shows it: 16 bytes a line, each
 // line annotated with what its bytes hold, then the CRC.
-func exampleBlock(name string, b []byte) string {
+func exampleBlock(title string, b []byte) string {
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "# example %s: %d bytes, crc 0x%08X\n", name, len(b), binary.NativeEndian.Uint32(b[40:]))
+	fmt.Fprintf(&sb, "# %s: %d bytes, crc 0x%08X\n", title, len(b), binary.NativeEndian.Uint32(b[40:]))
 	notes := []string{
 		"nlmsghdr: len, type, flags, seq, pid",
 		"cn_msg: id.idx, id.val, seq, ack",
@@ -104,7 +152,8 @@ func exampleBlock(name string, b []byte) string {
 	return sb.String()
 }
 
-var blockRE = regexp.MustCompile("(?s)```text\n# example ([a-z]+):[^\n]*\n.*?```")
+// blockRE matches an example block; group 1 is "multicast " for §16's.
+var blockRE = regexp.MustCompile("(?s)```text\n# (multicast )?example ([a-z]+):[^\n]*\n.*?```")
 
 // parseBlock reads the bytes back from a block of the document.
 func parseBlock(block string) ([]byte, error) {
@@ -142,9 +191,14 @@ func TestProtocolExamples(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string][]byte{}
-	for _, x := range protocolExamples() {
+	titles := map[string]string{}
+	for _, x := range append(protocolExamples(), multicastExamples()...) {
+		if _, dup := want[x.name]; dup {
+			t.Fatalf("two examples are named %q", x.name)
+		}
 		b := x.encode(t)
 		want[x.name] = b
+		titles[x.name] = x.title()
 		checkDecode(t, x, b)
 		// The CRC as §1.1 defines it, computed without the encoder:
 		// CRC-32C over [16, 36 + cn_msg.len) with the CRC bytes zero.
@@ -156,13 +210,13 @@ func TestProtocolExamples(t *testing.T) {
 	}
 	if *updateExamples {
 		out := blockRE.ReplaceAllStringFunc(string(doc), func(block string) string {
-			name := blockRE.FindStringSubmatch(block)[1]
+			name := blockRE.FindStringSubmatch(block)[2]
 			b, ok := want[name]
 			if !ok {
 				t.Errorf("the document has an example %q the table does not", name)
 				return block
 			}
-			return "```text\n" + exampleBlock(name, b) + "```"
+			return "```text\n" + exampleBlock(titles[name], b) + "```"
 		})
 		if err := os.WriteFile(protocolDoc, []byte(out), 0o644); err != nil {
 			t.Fatal(err)
@@ -171,7 +225,10 @@ func TestProtocolExamples(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	for _, m := range blockRE.FindAllStringSubmatch(string(doc), -1) {
-		name := m[1]
+		name := m[2]
+		if seen[name] {
+			t.Errorf("the document has two examples %q", name)
+		}
 		seen[name] = true
 		got, err := parseBlock(m[0])
 		if err != nil {
@@ -183,8 +240,11 @@ func TestProtocolExamples(t *testing.T) {
 			t.Errorf("the document has an example %q the table does not", name)
 			continue
 		}
+		if title := titles[name]; !strings.HasPrefix(m[0], "```text\n# "+title+":") {
+			t.Errorf("example %s: its block's title must start %q", name, "# "+title+":")
+		}
 		if !bytes.Equal(got, w) {
-			t.Errorf("example %s: the document says\n%s\nthe encoder makes\n%s(run with -update-examples to rewrite the document)", name, exampleBlock(name, got), exampleBlock(name, w))
+			t.Errorf("example %s: the document says\n%s\nthe encoder makes\n%s(run with -update-examples to rewrite the document)", name, exampleBlock(titles[name], got), exampleBlock(titles[name], w))
 		}
 		if !strings.Contains(m[0], fmt.Sprintf("crc 0x%08X", binary.NativeEndian.Uint32(w[40:]))) {
 			t.Errorf("example %s: the CRC in its title is not the frame's", name)
@@ -192,7 +252,7 @@ func TestProtocolExamples(t *testing.T) {
 	}
 	for name := range want {
 		if !seen[name] {
-			t.Errorf("example %q is missing from %s (add a block \"```text\\n# example %s:\\n```\" and run with -update-examples)", name, protocolDoc, name)
+			t.Errorf("example %q is missing from %s (add a block \"```text\\n# %s:\\n```\" and run with -update-examples)", name, protocolDoc, titles[name])
 		}
 	}
 }
@@ -223,6 +283,29 @@ func checkDecode(t *testing.T, x protocolExample, b []byte) {
 	}
 	if !bytes.Equal(p.Body, append(append([]byte(nil), x.body...), x.payload...)) {
 		t.Errorf("%s: body %x", x.name, p.Body)
+	}
+	// The body decodes as its type says and re-encodes to the same bytes.
+	switch f.Type {
+	case TypeSyn, TypeSynAck:
+		s, err := ParseSyn(p.Body)
+		if err != nil || !bytes.Equal(AppendSyn(nil, s), x.body) {
+			t.Errorf("%s: Syn body %+v, %v", x.name, s, err)
+		}
+	case TypeAck:
+		var a Ack
+		if err := ParseAck(p.Body, &a); err != nil || !bytes.Equal(AppendAck(nil, &a), x.body) {
+			t.Errorf("%s: Ack body %+v, %v", x.name, a, err)
+		}
+	case TypeHeartbeat:
+		h, err := ParseHeartbeat(p.Body)
+		if err != nil || !bytes.Equal(AppendHeartbeat(nil, h), x.body) {
+			t.Errorf("%s: Heartbeat body %+v, %v", x.name, h, err)
+		}
+	case TypeNak:
+		rs, err := ParseNak(p.Body, nil)
+		if err != nil || !bytes.Equal(AppendNak(nil, rs), x.body) {
+			t.Errorf("%s: Nak body %v, %v", x.name, rs, err)
+		}
 	}
 	if sc.Next() || sc.Err() != nil || r.Next() || r.Err() != nil {
 		t.Errorf("%s: more after the frame: %v", x.name, sc.Err())
