@@ -48,7 +48,7 @@ type PublisherConfig struct {
 	History int
 	// HistoryBytes bounds the payload bytes kept for repair [4 MiB].
 	HistoryBytes int
-	// MaxDatagram is the largest datagram sent [8192], at least 316 and
+	// MaxDatagram is the largest datagram sent [8192], at least 308 and
 	// at most 65536. Messages are coalesced into datagrams up to it.
 	MaxDatagram int
 	// MaxMessage is the largest message Publish accepts [MaxDatagram - 48].
@@ -67,9 +67,11 @@ type PublisherConfig struct {
 	// alone holds the publisher back (Publish blocked on its position) for
 	// this long, with EVICT laggard [0: never; the publisher waits].
 	LaggardTimeout time.Duration
-	// Allow, if set, decides whether a subscriber may register (flow
-	// control applies only to registered subscribers). Refused ones get
-	// EVICT refused and still receive, unregistered.
+	// Allow, if set, decides whether a subscriber may register and have
+	// repairs (it is asked once per port and credentials). A refused
+	// subscriber's STATUS gets EVICT refused, which ends it; its NAKs are
+	// dropped. (Anyone in the group receives the multicast itself: keep a
+	// private stream on an even group.)
 	Allow func(port uint32, creds transport.Creds) bool
 
 	// HeartbeatMin and HeartbeatMax pace heartbeats: the first after
@@ -97,8 +99,14 @@ type SubscriberConfig struct {
 	// Channel is the connector channel [DefaultChannel].
 	Channel transport.CbID
 	// Publisher, if non-zero, is the only port whose stream is accepted;
-	// otherwise the first publisher heard on the channel is.
+	// otherwise the first publisher heard on the channel is (and pinned,
+	// with its credentials: another process on its port ends the
+	// subscription with ErrPublisherGone).
 	Publisher uint32
+	// AcceptPublisher, if set, must return true for a datagram's source
+	// port and credentials (SCM_CREDENTIALS, stamped by the kernel) before
+	// anything in it counts: e.g. require uid 0, or the daemon's pid.
+	AcceptPublisher func(port uint32, creds transport.Creds) bool
 
 	// Window is the reorder buffer in messages [4096]. A registered
 	// subscriber announces the smaller of it and what its socket's receive

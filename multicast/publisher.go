@@ -25,7 +25,7 @@ type Publisher struct {
 	cfg   PublisherConfig
 	epoch uint32
 	start time.Time
-	rd    *reader
+	rd    *rxReader
 
 	mu      sync.Mutex
 	queue   [][]byte
@@ -55,14 +55,18 @@ type Publisher struct {
 	hbWait  time.Duration
 	hbAt    time.Duration
 	creds   map[uint32]transport.Creds
-	finLeft int
+	rej     rejects
+
+	allowCache   map[uint32]allowVerdict
+	evictedPorts map[uint32]evictedPort // remembered for 2 × SubscriberTimeout
+	finLeft      int
 }
 
 type pubCounters struct {
 	published, bytes, datagrams, heartbeats                  atomic.Uint64
 	naks, nakUnsent, nakTooOld, nakLimited, nakNoRoom        atomic.Uint64
 	repairsUnicast, repairsMulticast, repairBusy, registered atomic.Uint64
-	evicted, rejected, statuses, blocked                     atomic.Uint64
+	evicted, statuses, blocked                               atomic.Uint64
 	subscribers                                              atomic.Int64
 }
 
@@ -71,21 +75,22 @@ type PublisherStats struct {
 	Published, Bytes uint64 // messages and payload bytes published
 	Datagrams        uint64 // datagrams multicast (data, repairs, heartbeats)
 	Heartbeats       uint64
-	Naks             uint64 // NAK frames handled
-	NaksUnsent       uint64 // NAKs rejected: they asked for MSNs never sent
-	NaksTooOld       uint64 // NAKs (partly) below the history: answered with a heartbeat
-	NaksRateLimited  uint64 // NAKs dropped by the rate limit
-	NaksNoRoom       uint64 // NAKs dropped: too many subscriber ports
-	RepairsUnicast   uint64 // messages repaired to one subscriber
-	RepairsMulticast uint64 // messages repaired to the group
-	RepairBusy       uint64 // unicast repairs refused with EAGAIN (retried)
-	Registered       uint64 // registrations
-	Evicted          uint64 // subscribers dropped (timeout, laggard, refused)
-	Rejected         uint64 // frames dropped: wrong channel, epoch, type or body
-	Statuses         uint64 // STATUS frames handled
-	Blocked          uint64 // times Publish had to wait for flow control
-	Subscribers      int    // registered now
-	Oldest, Next     uint32 // the history: [Oldest, Next)
+	Naks             uint64            // NAK frames handled
+	NaksUnsent       uint64            // NAKs rejected: they asked for MSNs never sent
+	NaksTooOld       uint64            // NAKs (partly) below the history: answered with a heartbeat
+	NaksRateLimited  uint64            // NAKs dropped by the rate limit
+	NaksNoRoom       uint64            // NAKs dropped: too many subscriber ports
+	RepairsUnicast   uint64            // messages repaired to one subscriber
+	RepairsMulticast uint64            // messages repaired to the group
+	RepairBusy       uint64            // unicast repairs refused with EAGAIN (retried)
+	Registered       uint64            // registrations
+	Evicted          uint64            // subscribers dropped (timeout, laggard, refused)
+	Rejected         uint64            // datagrams and frames dropped, all reasons
+	RejectedBy       map[string]uint64 // by reason (PROTOCOL.md §16.8.1's counter keys)
+	Statuses         uint64            // STATUS frames handled
+	Blocked          uint64            // times Publish had to wait for flow control
+	Subscribers      int               // registered now
+	Oldest, Next     uint32            // the history: [Oldest, Next)
 }
 
 // NewPublisher starts a publisher on tr, which it owns from now on. It
@@ -113,6 +118,9 @@ func NewPublisher(tr transport.Transport, cfg PublisherConfig) (*Publisher, erro
 		limiter: rate.NewLimiter(rate.Limit(c.NakRate), c.NakBurst),
 		hbWait:  c.HeartbeatMin,
 		creds:   make(map[uint32]transport.Creds),
+
+		allowCache:   make(map[uint32]allowVerdict),
+		evictedPorts: make(map[uint32]evictedPort),
 	}
 	if c.UnicastRepairs {
 		// MulticastMin above any possible count: nothing is multicast.
@@ -125,7 +133,7 @@ func NewPublisher(tr transport.Transport, cfg PublisherConfig) (*Publisher, erro
 		_ = tr.Close()
 		return nil, err
 	}
-	p.rd = newReader(tr, 4096, 64)
+	p.rd = newRxReader(tr, 4096, 64)
 	go p.rd.run()
 	go p.run()
 	return p, nil
@@ -269,9 +277,10 @@ func (p *Publisher) Stats() PublisherStats {
 		NaksTooOld: s.nakTooOld.Load(), NaksRateLimited: s.nakLimited.Load(), NaksNoRoom: s.nakNoRoom.Load(),
 		RepairsUnicast: s.repairsUnicast.Load(), RepairsMulticast: s.repairsMulticast.Load(),
 		RepairBusy: s.repairBusy.Load(), Registered: s.registered.Load(), Evicted: s.evicted.Load(),
-		Rejected: s.rejected.Load(), Statuses: s.statuses.Load(), Blocked: s.blocked.Load(),
+		Statuses: s.statuses.Load(), Blocked: s.blocked.Load(),
 		Subscribers: int(s.subscribers.Load()),
 	}
 	st.Oldest, st.Next = uint32(p.histOldest.Load()), uint32(p.histNext.Load())
+	st.RejectedBy, st.Rejected = p.rej.snapshot()
 	return st
 }

@@ -7,7 +7,7 @@ import (
 	"github.com/cnlink/cnlink/transport"
 )
 
-// rxBuf is one received datagram on its way from the reader goroutine to
+// rxBuf is one received datagram on its way from the rxReader goroutine to
 // the owner, which hands the buffer back through the pool once it has
 // copied what it keeps.
 type rxBuf struct {
@@ -15,11 +15,11 @@ type rxBuf struct {
 	p transport.Packet
 }
 
-// reader moves datagrams from the transport to the owner goroutine: the
+// rxReader moves datagrams from the transport to the owner goroutine: the
 // only place a Publisher or Subscriber blocks in Receive. It ends when the
 // transport is closed (or fails), closing out after reporting the error on
 // errc.
-type reader struct {
+type rxReader struct {
 	tr   transport.Transport
 	out  chan *rxBuf
 	pool sync.Pool
@@ -27,13 +27,13 @@ type reader struct {
 	err  error // set before out is closed
 }
 
-func newReader(tr transport.Transport, size, depth int) *reader {
-	r := &reader{tr: tr, out: make(chan *rxBuf, depth), size: size}
+func newRxReader(tr transport.Transport, size, depth int) *rxReader {
+	r := &rxReader{tr: tr, out: make(chan *rxBuf, depth), size: size}
 	r.pool.New = func() any { return &rxBuf{b: make([]byte, size)} }
 	return r
 }
 
-func (r *reader) run() {
+func (r *rxReader) run() {
 	defer close(r.out)
 	for {
 		rb := r.pool.Get().(*rxBuf)
@@ -50,7 +50,7 @@ func (r *reader) run() {
 	}
 }
 
-func (r *reader) put(rb *rxBuf) {
+func (r *rxReader) put(rb *rxBuf) {
 	rb.p = transport.Packet{}
 	r.pool.Put(rb)
 }

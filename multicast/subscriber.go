@@ -32,7 +32,7 @@ type Subscriber struct {
 	tr    transport.Transport
 	cfg   SubscriberConfig
 	start time.Time
-	rd    *reader
+	rd    *rxReader
 
 	recv    chan Message
 	done    chan struct{}
@@ -44,6 +44,7 @@ type Subscriber struct {
 	pubPortA, epochA uint32 // copies of pubPort and epoch for Publisher()
 
 	stats subCounters
+	rej   rejects
 
 	// Owner goroutine only.
 	st        *repair.Subscriber
@@ -78,29 +79,30 @@ type Subscriber struct {
 
 type subCounters struct {
 	received, delivered, bytes, duplicates, repaired, outOfWindow atomic.Uint64
-	naks, statuses, overruns, lost, rejected, sendBusy            atomic.Uint64
+	naks, statuses, overruns, lost, sendBusy                      atomic.Uint64
 	position, known                                               atomic.Uint32
 	registered, unprivileged                                      atomic.Bool
 }
 
 // SubscriberStats are a Subscriber's cumulative counters.
 type SubscriberStats struct {
-	Received     uint64 // MDATA frames accepted into the reorder buffer
-	Delivered    uint64 // messages handed to Recv
-	Bytes        uint64 // payload bytes delivered
-	Duplicates   uint64 // MDATA received twice (a repair that crossed the original)
-	Repaired     uint64 // messages that arrived as repairs
-	OutOfWindow  uint64 // MDATA beyond the reorder buffer (asked again later)
-	Naks         uint64 // NAK frames sent
-	Statuses     uint64 // STATUS frames sent
-	Overruns     uint64 // ENOBUFS reports: the kernel dropped datagrams for us
-	Lost         uint64 // messages lost for good (reported as Message.Lost or LostError)
-	Rejected     uint64 // frames dropped: other publisher, credentials, channel, epoch, type
-	SendBusy     uint64 // NAK or STATUS refused with EAGAIN (retried)
-	Position     uint32 // next MSN to deliver
-	Known        uint32 // one past the newest MSN known to exist
-	Registered   bool   // sending STATUS: the publisher waits for us
-	Unprivileged bool   // the kernel refused our NAKs: loss is reported, not repaired
+	Received     uint64            // MDATA frames accepted into the reorder buffer
+	Delivered    uint64            // messages handed to Recv
+	Bytes        uint64            // payload bytes delivered
+	Duplicates   uint64            // MDATA received twice (a repair that crossed the original)
+	Repaired     uint64            // messages that arrived as repairs
+	OutOfWindow  uint64            // MDATA beyond the reorder buffer (asked again later)
+	Naks         uint64            // NAK frames sent
+	Statuses     uint64            // STATUS frames sent
+	Overruns     uint64            // ENOBUFS reports: the kernel dropped datagrams for us
+	Lost         uint64            // messages lost for good (reported as Message.Lost or LostError)
+	Rejected     uint64            // datagrams and frames dropped, all reasons
+	RejectedBy   map[string]uint64 // by reason (PROTOCOL.md §16.8.2's counter keys)
+	SendBusy     uint64            // NAK or STATUS refused with EAGAIN (retried)
+	Position     uint32            // next MSN to deliver
+	Known        uint32            // one past the newest MSN known to exist
+	Registered   bool              // sending STATUS: the publisher waits for us
+	Unprivileged bool              // the kernel refused our NAKs: loss is reported, not repaired
 }
 
 // Subscribe joins cfg.Group on tr (which it owns from now on) and starts
@@ -135,7 +137,7 @@ func Subscribe(tr transport.Transport, cfg SubscriberConfig) (*Subscriber, error
 		}
 	}
 	s.pubMaxDatagram, s.avgFrame = DefaultMaxDatagram, frameOverhead+256
-	s.rd = newReader(tr, MaxDatagramLimit, 16)
+	s.rd = newRxReader(tr, MaxDatagramLimit, 16)
 	go s.rd.run()
 	go s.run()
 	return s, nil
@@ -203,11 +205,13 @@ func (s *Subscriber) Publisher() (port, epoch uint32) {
 // Stats returns the counters.
 func (s *Subscriber) Stats() SubscriberStats {
 	c := &s.stats
-	return SubscriberStats{
+	st := SubscriberStats{
 		Received: c.received.Load(), Delivered: c.delivered.Load(), Bytes: c.bytes.Load(),
 		Duplicates: c.duplicates.Load(), Repaired: c.repaired.Load(), OutOfWindow: c.outOfWindow.Load(),
 		Naks: c.naks.Load(), Statuses: c.statuses.Load(), Overruns: c.overruns.Load(), Lost: c.lost.Load(),
-		Rejected: c.rejected.Load(), SendBusy: c.sendBusy.Load(), Position: c.position.Load(), Known: c.known.Load(),
+		SendBusy: c.sendBusy.Load(), Position: c.position.Load(), Known: c.known.Load(),
 		Registered: c.registered.Load(), Unprivileged: c.unprivileged.Load(),
 	}
+	st.RejectedBy, st.Rejected = s.rej.snapshot()
+	return st
 }

@@ -281,7 +281,8 @@ func (s *Subscriber) finish(err error) {
 	close(s.done)
 }
 
-// handle processes one datagram. A non-nil error ends the subscription.
+// handle processes one datagram with the checks of PROTOCOL.md §16.8.2
+// in their order. A non-nil error ends the subscription.
 func (s *Subscriber) handle(rb *rxBuf, now time.Duration) error {
 	defer s.rd.put(rb)
 	pk := &rb.p
@@ -290,43 +291,84 @@ func (s *Subscriber) handle(rb *rxBuf, now time.Duration) error {
 		s.stats.overruns.Add(1)
 		s.st.OnOverrun(now)
 		return nil
-	case pk.Truncated, pk.From == 0, pk.Group != 0 && pk.Group != s.cfg.Group,
-		s.cfg.Publisher != 0 && pk.From != s.cfg.Publisher,
-		s.pinned && (pk.From != s.pubPort || pk.Creds != s.pubCreds):
-		s.stats.rejected.Add(1)
+	case pk.Truncated:
+		s.rej.add(rejTruncated)
+		return nil
+	case pk.Group != 0 && pk.Group != s.cfg.Group:
+		s.rej.add(rejMulticast)
+		return nil
+	case pk.From == 0 || !s.accepts(pk.From, pk.Creds):
+		s.rej.add(rejCredentials)
 		return nil
 	}
 	var r wire.Reader
 	r.Reset(pk.Data)
 	for r.Next() {
 		f, err := r.Frame()
-		if err != nil || f.ID != s.cfg.Channel {
-			s.stats.rejected.Add(1)
-			continue
+		switch {
+		case errors.Is(err, wire.ErrChecksum):
+			s.rej.add(rejChecksum)
+		case err != nil:
+			s.rej.add(rejMalformed)
+		case f.ID != s.cfg.Channel:
+			s.rej.add(rejNoStream)
+		default:
+			if err := s.frame(pk, f, now); err != nil {
+				return err
+			}
+			if f.Header.Type == wire.TypeMData {
+				const a = 1.0 / 64
+				s.avgFrame += a * (float64(frameOverhead+(len(f.Body)+3)&^3) - s.avgFrame)
+			}
 		}
-		if f.Header.Type == wire.TypeMData {
-			const a = 1.0 / 64
-			s.avgFrame += a * (float64(frameOverhead+(len(f.Body)+3)&^3) - s.avgFrame)
-		}
-		if err := s.frame(pk, f, now); err != nil {
-			return err
-		}
+	}
+	if r.Err() != nil {
+		s.rej.add(rejMalformed)
 	}
 	s.checkLoss()
 	return nil
 }
 
+// accepts applies the configured publisher port and filter.
+func (s *Subscriber) accepts(port uint32, creds transport.Creds) bool {
+	if s.cfg.Publisher != 0 && port != s.cfg.Publisher {
+		return false
+	}
+	return s.cfg.AcceptPublisher == nil || s.cfg.AcceptPublisher(port, creds)
+}
+
+// frame applies checks 8 to 19 of §16.8.2.
 func (s *Subscriber) frame(pk *transport.Packet, f *wire.Parsed, now time.Duration) error {
 	t := f.Header.Type
-	if t != wire.TypeMData && t != wire.TypeHeartbeat && t != wire.TypeEvict {
-		s.stats.rejected.Add(1)
+	switch {
+	case t != wire.TypeMData && t != wire.TypeHeartbeat && t != wire.TypeEvict:
+		s.rej.add(rejMalformed)
 		return nil
+	case t == wire.TypeEvict && pk.Group != 0:
+		s.rej.add(rejMulticast)
+		return nil
+	case s.pinned && pk.From != s.pubPort:
+		s.rej.add(rejPublisher)
+		return nil
+	}
+	if t != wire.TypeEvict {
+		if t == wire.TypeHeartbeat {
+			if _, err := wire.ParseHeartbeat(f.Body); err != nil {
+				s.rej.add(rejMalformed)
+				return nil
+			}
+		}
+		if window.Seq(f.Seq).Less(window.Seq(f.Header.Arg)) {
+			// The oldest retained MSN after the MSN itself (or after N).
+			s.rej.add(rejMalformed)
+			return nil
+		}
 	}
 	if !s.pinned {
 		// The first frame of a stream pins its publisher: not an EVICT,
 		// not a repair meant for others.
 		if t == wire.TypeEvict || f.Header.Flags&wire.FlagRepair != 0 {
-			s.stats.rejected.Add(1)
+			s.rej.add(rejState)
 			return nil
 		}
 		s.pinned, s.pubPort, s.pubCreds, s.epoch = true, pk.From, pk.Creds, f.Ack
@@ -334,9 +376,15 @@ func (s *Subscriber) frame(pk *transport.Packet, f *wire.Parsed, now time.Durati
 		s.pubPortA, s.epochA = s.pubPort, s.epoch
 		s.mu.Unlock()
 	}
+	if pk.Creds != s.pubCreds {
+		// Another process holds the publisher's port: the publisher is gone.
+		s.rej.add(rejCredentialsChanged)
+		return fmt.Errorf("%w: port %d changed hands (credentials pid %d uid %d, were pid %d uid %d)",
+			ErrPublisherGone, s.pubPort, pk.Creds.PID, pk.Creds.UID, s.pubCreds.PID, s.pubCreds.UID)
+	}
 	if f.Ack != s.epoch {
+		s.rej.add(rejEpoch)
 		if t == wire.TypeEvict {
-			s.stats.rejected.Add(1)
 			return nil
 		}
 		return fmt.Errorf("%w: port %d changed epoch %d -> %d", ErrPublisherRestarted, s.pubPort, s.epoch, f.Ack)
@@ -351,23 +399,8 @@ func (s *Subscriber) frame(pk *transport.Packet, f *wire.Parsed, now time.Durati
 		s.st.Start(first)
 	}
 	switch t {
-	case wire.TypeMData:
-		if s.fail != nil {
-			return nil
-		}
-		data := make([]byte, len(f.Body))
-		copy(data, f.Body)
-		switch s.st.OnData(window.Seq(f.Seq), oldest, data, now) {
-		case window.Accepted:
-			s.stats.received.Add(1)
-			if f.Header.Flags&wire.FlagRepair != 0 {
-				s.stats.repaired.Add(1)
-			}
-		case window.Duplicate:
-			s.stats.duplicates.Add(1)
-		case window.OutOfWindow:
-			s.stats.outOfWindow.Add(1)
-		}
+	case wire.TypeEvict:
+		return &EvictedError{Reason: EvictReason(f.Header.Arg), Position: uint32(s.st.Position()), Newest: uint32(s.st.Known())}
 	case wire.TypeHeartbeat:
 		s.st.OnHeartbeat(window.Seq(f.Seq), oldest, now)
 		if h, err := wire.ParseHeartbeat(f.Body); err == nil && h.MaxDatagram >= minDatagram && h.MaxDatagram <= MaxDatagramLimit {
@@ -379,8 +412,26 @@ func (s *Subscriber) frame(pk *transport.Packet, f *wire.Parsed, now time.Durati
 		if f.Header.Flags&wire.FlagStatusReq != 0 {
 			s.statusReq = true
 		}
-	case wire.TypeEvict:
-		return &EvictedError{Reason: EvictReason(f.Header.Arg), Position: uint32(s.st.Position()), Newest: uint32(s.st.Known())}
+		return nil
+	}
+	// MDATA.
+	if s.fail != nil || (s.fin && !window.Seq(f.Seq).Less(window.Seq(s.finAt))) {
+		s.rej.add(rejState)
+		return nil
+	}
+	data := make([]byte, len(f.Body))
+	copy(data, f.Body)
+	switch s.st.OnData(window.Seq(f.Seq), oldest, data, now) {
+	case window.Accepted:
+		s.stats.received.Add(1)
+		if f.Header.Flags&wire.FlagRepair != 0 {
+			s.stats.repaired.Add(1)
+		}
+	case window.Duplicate:
+		s.stats.duplicates.Add(1)
+	case window.OutOfWindow:
+		s.stats.outOfWindow.Add(1)
+		s.rej.add(rejWindow)
 	}
 	return nil
 }

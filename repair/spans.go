@@ -97,7 +97,8 @@ func (s *Spans) Remove(rg window.Range) {
 	if rg.End.Less(rg.Start) {
 		return
 	}
-	out := s.r[:0:0]
+	var buf [2 * DefaultMaxRanges]window.Range
+	out := buf[:0]
 	for _, r := range s.r {
 		if r.End.Less(rg.Start) || rg.End.Less(r.Start) {
 			out = append(out, r)
@@ -111,6 +112,11 @@ func (s *Spans) Remove(rg window.Range) {
 		}
 	}
 	s.r = append(s.r[:0], out...)
+	for len(s.r) > s.max {
+		// A split went over the cap: merging gives back numbers just
+		// removed (a repair sent twice), never loses one.
+		s.mergeClosest()
+	}
 }
 
 // RemoveBelow removes every number before x.
