@@ -52,7 +52,7 @@ func WriteMarkdown(w io.Writer, m Machine, r *Results, stats []Benchstat) error 
 	p("| run time | %s |\n\n", m.Duration.Round(time.Second))
 
 	p("## Targets\n\n")
-	p("The performance targets of docs/ARCHITECTURE.md §6, at %d-byte messages unless said otherwise, as ratios of medians from this run.\n\n", TargetSize)
+	p("The performance targets of docs/ARCHITECTURE.md §6 and, last, reliable multicast's (issue 14), at %d-byte messages unless said otherwise, as ratios of medians from this run.\n\n", TargetSize)
 	p("| target | measured | required | margin | result |\n|---|---:|---:|---:|---|\n")
 	for _, t := range r.Targets() {
 		res := "**miss**"
@@ -185,6 +185,8 @@ func WriteMarkdown(w io.Writer, m Machine, r *Results, stats []Benchstat) error 
 	}
 	p("\n")
 
+	writeMulticast(p, r)
+
 	p("## benchstat\n\n")
 	p("Medians with 95%% confidence intervals over %s (`± ∞` means too few rounds for an interval).\n\n", plural(m.Count, "round"))
 	for _, s := range stats {
@@ -230,6 +232,18 @@ const method = `
 - Round trips: ` + "`BenchmarkRawPingPong`" + ` echoes over two blocking raw sockets;
   ` + "`BenchmarkRequestReply`" + ` calls ` + "`Session.Request`" + ` against a peer answering with
   ` + "`Request.Reply`" + `. p50/p99 are over all b.N round trips of a run.
+- Multicast: one publisher and N subscribers in one process, each subscriber on its own socket
+  (4 KiB ` + "`SO_RCVBUF`" + `, or 64 KiB in the ` + "`/rcvbuf=65536`" + ` runs) reading in its own goroutine,
+  256-byte messages coalesced into datagrams of at most 8 KiB, on an even group no other socket
+  has joined. ` + "`BenchmarkRawMulticast`" + ` sends with plain sends and no protocol; the kernel drops
+  for a subscriber whose queue is full, so its ` + "`msgs/s`" + ` counts only what each subscriber happened
+  to get (` + "`delivered/msg`" + ` says what share) and ` + "`bench.GapChecker`" + ` only checks that nothing is
+  duplicated, reordered or corrupted. ` + "`BenchmarkMulticast`" + ` is ` + "`multicast.Publisher`" + ` and
+  ` + "`multicast.Subscriber`" + ` with their defaults (credentials passed, subscribers registered for flow
+  control, NAK repair): every subscriber must deliver every message in order (` + "`bench.Checker`" + `).
+  Both report ` + "`msgs/s`" + ` per subscriber over the wall time until the last subscriber finished,
+  and ` + "`overruns`" + ` (ENOBUFS reports) per subscriber; the reliable runs add ` + "`repairs/msg`" + ` and
+  ` + "`naks/msg`" + ` (summed over the subscribers, divided by subscribers × messages).
 - The machine is shared and has 2 cores: sender, receiver and the protocol goroutines compete
   for them, and other work on the machine moves absolute numbers between runs (see the load
   average above). Rounds are interleaved (every benchmark once per round) so that ratios come
@@ -317,6 +331,42 @@ func numCell(r *Results, name, unit, format string) string {
 	return fmt.Sprintf(format, v)
 }
 
+// writeMulticast writes the multicast section: reliable against raw
+// multicast, per subscriber count and receive buffer.
+func writeMulticast(p func(string, ...any), r *Results) {
+	p("## Multicast\n\n")
+	p("One publisher, N subscribers, 256-byte messages. Median msgs/s per subscriber: for raw multicast\n")
+	p("what each subscriber happened to receive (the kernel drops the rest: `delivered` is the share of\n")
+	p("the stream that arrived), for cnlink reliable multicast every message, in order, at every\n")
+	p("subscriber. `repairs` and `NAKs` are per message per subscriber; `overruns` are the ENOBUFS\n")
+	p("reports a subscriber got in a run.\n\n")
+	p("| subscribers | SO_RCVBUF | cnlink reliable | raw multicast | raw delivered | reliable ÷ raw | repairs/msg | NAKs/msg | overruns, reliable | overruns, raw |\n")
+	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, rcvbuf := range []int{0, MulticastBigRcvbuf} {
+		label := "4 KiB"
+		if rcvbuf != 0 {
+			label = fmt.Sprintf("%d KiB", rcvbuf/1024)
+		}
+		for _, n := range MulticastSubs {
+			mc, raw := MulticastName(n, rcvbuf), RawMulticastName(n, rcvbuf)
+			delivered := "—"
+			if v, ok := r.Median(raw, UnitDelivered); ok {
+				delivered = fmt.Sprintf("%.0f%%", 100*v)
+			}
+			share := "—"
+			x, ok1 := r.Median(mc, UnitMsgs)
+			y, ok2 := r.Median(raw, UnitMsgs)
+			if ok1 && ok2 && y > 0 {
+				share = fmt.Sprintf("%.0f%%", 100*x/y)
+			}
+			p("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", n, label, rateCell(r, mc), rateCell(r, raw), delivered, share,
+				numCell(r, mc, UnitRepairs, "%.4f"), numCell(r, mc, UnitNaks, "%.5f"),
+				numCell(r, mc, UnitOverruns, "%.1f"), numCell(r, raw, UnitOverruns, "%.0f"))
+		}
+	}
+	p("\n")
+}
+
 // BenchstatTable is one benchstat invocation the report includes.
 type BenchstatTable struct {
 	Title     string
@@ -333,6 +383,9 @@ var BenchstatTables = []BenchstatTable{
 		"-table", "", "-row", "/size", "-col", "/loss", "-filter", ".name:Reliable .unit:msgs/s"}, false},
 	{"kcp-go under loss (msgs/s; vs base = against 0% loss)", []string{
 		"-table", "", "-row", "/size", "-col", "/loss", "-filter", ".name:KCP .unit:msgs/s"}, false},
+	{"Multicast (msgs/s per subscriber; vs base = against raw multicast)", []string{
+		"-table", "/rcvbuf", "-row", "/subs", "-col", ".name@(RawMulticast Multicast)",
+		"-filter", "(.name:RawMulticast OR .name:Multicast) .unit:msgs/s"}, false},
 	{"Round trips (µs)", []string{
 		"-filter", "(.name:RawPingPong OR .name:RequestReply OR .name:RequestReplyLossy) (.unit:p50-us OR .unit:p99-us)"}, false},
 	{"Every benchmark, every unit", nil, true},

@@ -41,6 +41,16 @@ func fake(rounds int, rate func(name string, round int) float64, extra func(name
 		}
 		line(report.RequestReplyName, round, 64)
 		line(report.RequestReplyLossyName, round, 64)
+		for _, rcvbuf := range []int{0, report.MulticastBigRcvbuf} {
+			for _, n := range report.MulticastSubs {
+				line(report.RawMulticastName(n, rcvbuf), round, 0)
+			}
+		}
+		for _, rcvbuf := range []int{0, report.MulticastBigRcvbuf} {
+			for _, n := range report.MulticastSubs {
+				line(report.MulticastName(n, rcvbuf), round, 0)
+			}
+		}
 		b.WriteString("PASS\ngoos: linux\ngoarch: amd64\npkg: github.com/cnlink/cnlink/bench/peers\ncpu: Test CPU\n")
 		for _, l := range bench.LossPercents {
 			for _, s := range bench.Sizes {
@@ -65,6 +75,12 @@ func noExtra(name string) string {
 	case report.RequestReplyLossyName:
 		return "\t 30.0 p50-us\t 6000.0 p99-us"
 	}
+	if strings.HasPrefix(name, "RawMulticast/") {
+		return "\t 0.2500 delivered/msg\t 1000 overruns"
+	}
+	if strings.HasPrefix(name, "Multicast/") {
+		return "\t 0.0020 repairs/msg\t 0.00010 naks/msg\t 3.5 overruns"
+	}
 	if strings.HasPrefix(name, "Reliable/") || strings.HasPrefix(name, "KCP/") {
 		return "\t 0.0100 retrans/msg"
 	}
@@ -85,6 +101,10 @@ func base(name string, round int) float64 {
 		return 500e3 * jitter // 6x: pass
 	case name == report.KCPName(0, 256):
 		return 200e3 * jitter // 15x: miss
+	case name == report.MulticastName(report.MulticastTargetSubs, 0):
+		return 300e3 * jitter
+	case name == report.RawMulticastName(report.MulticastTargetSubs, 0):
+		return 500e3 * jitter // 60%: pass
 	}
 	return 100e3 * jitter
 }
@@ -143,6 +163,7 @@ func TestTargets(t *testing.T) {
 		{false, 2.5, "-25%"}, // p50 25 / 10 vs at most 2x
 		{false, 6, "-20%"},   // p99 6 ms vs at most 5 ms
 		{true, 1, "+0%"},     // 1 alloc per message in total
+		{true, 0.6, "+20%"},  // multicast: 300k / 500k vs 50%
 	}
 	ts := r.Targets()
 	if len(ts) != len(want) {
@@ -195,6 +216,9 @@ func TestMarkdownAndCharts(t *testing.T) {
 		"| 256 B | 6.00x | 30x | 30x | 30x | 15x |",            // ratio row
 		"3.00M (100%) | 2.70M (90%) | 1.20M (40%)",             // loss row
 		"| cnlink Session.Request / Request.Reply | 25.0 µs | 200.0 µs |",
+		"| 16 | 4 KiB | 300k | 500k | 25% | 60% | 0.0020 | 0.00010 | 3.5 | 1000 |", // multicast row
+		"| 4 | 64 KiB | 100k | 100k | 25% | 100% |",
+		"| 60% | >= 50% | +20% | pass |",
 		"![throughput against loss rate](bench-loss.png)",
 		"![throughput against message size](bench-size.png)",
 		"### T\n\n`benchstat x`\n\n```text\ntable\n```",

@@ -18,6 +18,11 @@ const (
 	UnitRetrans = "retrans/msg"
 	UnitP50     = "p50-us"
 	UnitP99     = "p99-us"
+	// The multicast benchmarks' units (per subscriber).
+	UnitDelivered = "delivered/msg"
+	UnitRepairs   = "repairs/msg"
+	UnitNaks      = "naks/msg"
+	UnitOverruns  = "overruns"
 )
 
 // Results holds every measurement of a run, by benchmark name (without
@@ -87,6 +92,29 @@ func ReliableName(loss, size int) string { return fmt.Sprintf("Reliable/loss=%d/
 func KCPName(loss, size int) string      { return fmt.Sprintf("KCP/loss=%d/size=%d", loss, size) }
 func SeqpacketName(size int) string      { return fmt.Sprintf("Seqpacket/size=%d", size) }
 func TCPName(size int) string            { return fmt.Sprintf("TCPBuffered/size=%d", size) }
+
+// MulticastSubs are the subscriber counts of the multicast benchmarks,
+// MulticastBigRcvbuf the receive buffer of their /rcvbuf= variants (the
+// plain ones use 4 KiB), and MulticastTargetSubs the count the multicast
+// target is set at.
+var MulticastSubs = []int{1, 4, 16}
+
+const (
+	MulticastBigRcvbuf  = 65536
+	MulticastTargetSubs = 16
+)
+
+// RawMulticastName and MulticastName name the multicast benchmarks with
+// subs subscribers; rcvbuf 0 is the default 4 KiB buffer.
+func RawMulticastName(subs, rcvbuf int) string { return multicastName("RawMulticast", subs, rcvbuf) }
+func MulticastName(subs, rcvbuf int) string    { return multicastName("Multicast", subs, rcvbuf) }
+
+func multicastName(prefix string, subs, rcvbuf int) string {
+	if rcvbuf == 0 {
+		return fmt.Sprintf("%s/subs=%d", prefix, subs)
+	}
+	return fmt.Sprintf("%s/subs=%d/rcvbuf=%d", prefix, subs, rcvbuf)
+}
 
 const (
 	RequestReplyName      = "RequestReply"

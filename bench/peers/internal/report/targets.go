@@ -119,5 +119,11 @@ func (r *Results) Targets() []Target {
 	v, ok = r.Median(rel0, UnitAllocs)
 	add(Target{What: "0 allocations per message on the send path (at most 1 on receive: the delivered payload)",
 		How: rel0 + " allocs/op, sender and receiver together", Want: 1, AtMost: true, Unit: "allocs/msg"}, v, ok)
+	// Issue 14: reliable multicast delivers every message to every
+	// subscriber; raw multicast's rate counts what each happened to get.
+	mc, raw := MulticastName(MulticastTargetSubs, 0), RawMulticastName(MulticastTargetSubs, 0)
+	v, ok = ratio(mc, raw, UnitMsgs)
+	add(Target{What: fmt.Sprintf("multicast, %d subscribers, 256 B: reliable (every message to every subscriber) at least 50%% of raw multicast's per-subscriber rate", MulticastTargetSubs),
+		How: mc + " ÷ " + raw + " (msgs/s)", Want: 0.5, Unit: "%"}, v, ok)
 	return ts
 }
