@@ -10,6 +10,11 @@ package multicast
 
 import (
 	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -532,4 +537,266 @@ func TestIntegrationMulticastAdversaryStatus(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 	checkComplete(t, "subscriber", r.wait(t, 5*time.Second), n)
+}
+
+// The port hijacker's parameters, in its environment.
+const (
+	hijackEnv = "CNLINK_MULTICAST_HIJACK_CHILD" // "port group chval epoch next oldest"
+)
+
+func init() {
+	v := os.Getenv(hijackEnv)
+	if v == "" {
+		return
+	}
+	os.Exit(hijackChild(v))
+}
+
+// hijackChild binds the port of a publisher that crashed and speaks for
+// it, with its epoch and its next MSNs: what another process could do.
+func hijackChild(v string) int {
+	var port, group, chv, epoch, next, oldest uint32
+	if _, err := fmt.Sscan(v, &port, &group, &chv, &epoch, &next, &oldest); err != nil {
+		fmt.Fprintln(os.Stderr, "bad parameters:", err)
+		return 2
+	}
+	var c *transport.Conn
+	for range 100 {
+		var err error
+		if c, err = transport.Open(transport.Config{Port: port}); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if c == nil {
+		fmt.Fprintln(os.Stderr, "could not bind port", port)
+		return 2
+	}
+	defer c.Close()
+	ch := transport.CbID{Idx: 0x434e4c4b, Val: chv}
+	frame := func(dst []byte, typ wire.Type, seq, arg uint32, flags uint16, body, payload []byte) []byte {
+		if pad := len(dst) % 4; pad != 0 {
+			dst = append(dst, make([]byte, 4-pad)...)
+		}
+		out, _ := wire.Append(dst, &wire.Frame{ID: ch, Seq: seq, Ack: epoch, Port: port, Type: typ, Flags: flags, Arg: arg}, body, payload)
+		return out
+	}
+	var buf [256]byte
+	sent := 0
+	for round := range 50 {
+		var b []byte
+		for k := range uint32(8) {
+			b = frame(b, wire.TypeMData, next+k, oldest, 0, nil, fillPayload(buf[:], forgedTag, uint64(k)))
+		}
+		if round%5 == 4 {
+			hb := wire.AppendHeartbeat(nil, wire.Heartbeat{Window: 1024, MaxMessage: 200, MaxDatagram: 8192})
+			b = frame(b, wire.TypeHeartbeat, next+8, oldest, wire.FlagFin, hb, nil)
+		}
+		if err := c.Send(transport.Addr{Group: group}, b); err == nil || errors.Is(err, transport.ErrPeerGone) {
+			sent++
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	fmt.Printf("SENT %d\n", sent)
+	return 0
+}
+
+// TestIntegrationMulticastAdversaryPortHijack: the publisher crashes (its
+// socket closes, no FIN) and another process binds its port at once and
+// multicasts, with the publisher's epoch, the MSNs that come next and a
+// FIN after them. The port matches what the subscriber pinned; the
+// kernel-stamped credentials (another PID) do not: the subscriber must
+// deliver none of it and end with a typed error, not with nil.
+func TestIntegrationMulticastAdversaryPortHijack(t *testing.T) {
+	requireRoot(t)
+	ch := randomChannel()
+	var tr *probedConn
+	var port uint32
+	for range 20 {
+		port = 0x71000000 + rand.Uint32N(1<<24)
+		if c, err := transport.Open(transport.Config{Port: port}); err == nil {
+			tr = &probedConn{Conn: c}
+			t.Cleanup(func() { _ = tr.Close() })
+			break
+		}
+	}
+	if tr == nil {
+		t.Fatal("no free fixed port")
+	}
+	pub, err := NewPublisher(tr, PublisherConfig{Group: groupAdvHijack, Channel: ch, History: 256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pub.Abort)
+	sub, _ := startSubscriber(t, transport.Config{ReadBuffer: 1 << 20}, SubscriberConfig{Group: groupAdvHijack, Channel: ch, Publisher: port, PublisherTimeout: 10 * time.Second})
+	waitPinned(t, pub, []*Subscriber{sub}, 1)
+	ctx := testCtx(t, 30*time.Second)
+	const tag, n = 0x484a434b, 1000
+	r := startReader(ctx, sub, readOpts{tag: tag})
+	if err := publishRange(ctx, pub, tag, 0, n); err != nil {
+		t.Fatal(err)
+	}
+	mustWait(t, 5*time.Second, "the subscriber to take everything", func() bool { return r.taken.Load() == n })
+	ps := pub.Stats()
+	_ = tr.Conn.Close() // the crash
+	<-pub.Done()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d %d %d %d %d %d", hijackEnv, port, groupAdvHijack, ch.Val, pub.Epoch(), ps.Next, ps.Oldest))
+	out, err := cmd.CombinedOutput()
+	t.Logf("hijacker: %v: %s", err, strings.TrimSpace(string(out)))
+	if err != nil {
+		t.Fatalf("hijacker failed: %v", err)
+	}
+	res := r.wait(t, 15*time.Second)
+	s := sub.Stats()
+	t.Logf("subscriber: %d delivered, ended %v; %s", res.n, res.err, fmtStats(s))
+	checkClean(t, "subscriber", res) // a forged payload fails here
+	if res.n != n {
+		t.Errorf("delivered %d, want the real %d and nothing more", res.n, n)
+	}
+	if res.err == nil {
+		t.Errorf("the subscriber ended with a nil error: it took the hijacker's FIN for the publisher's")
+	}
+}
+
+// TestIntegrationMulticastAdversaryMemberTable: the publisher keeps state
+// for at most MaxSubscribers ports, registered or only asking for
+// repairs. An adversary with that many sockets keeps NAKing valid MSNs
+// (a few NAKs a second each: far below any rate limit) and so holds
+// every slot; then a real subscriber joins. Repair-only ports must not
+// lock registered subscribers out: it must register and get the stream.
+func TestIntegrationMulticastAdversaryMemberTable(t *testing.T) {
+	requireRoot(t)
+	ch := randomChannel()
+	const slots = 4
+	pub, _ := startPublisher(t, transport.Config{}, PublisherConfig{Group: groupAdvTable, Channel: ch, MaxSubscribers: slots})
+	ctx := testCtx(t, 20*time.Second)
+	const tag, n = 0x5441424c, 3000
+	if err := publishRange(ctx, pub, tag, 0, 100); err != nil {
+		t.Fatal(err)
+	}
+	sp := startSpy(t, groupAdvTable, ch)
+	sp.waitLearned(t, pub.Port())
+	var socks []*probedConn
+	for range slots {
+		socks = append(socks, openProbed(t, transport.Config{}))
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			_, epoch, next, _, _ := sp.learned()
+			for _, c := range socks {
+				b := sp.nakFrame(nil, epoch, []wire.Range{{Start: next - 1, End: next - 1}}, false, 0)
+				_ = c.Send(transport.Addr{Port: pub.Port()}, b)
+			}
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	})
+	defer func() { close(stop); wg.Wait() }()
+	mustWait(t, 5*time.Second, "the adversary's NAKs to be handled", func() bool { return pub.Stats().Naks >= slots })
+	sub, _ := startSubscriber(t, transport.Config{}, SubscriberConfig{Group: groupAdvTable, Channel: ch, Publisher: pub.Port()})
+	r := startReader(ctx, sub, readOpts{tag: tag})
+	_ = waitFor(testCtx(t, 2*time.Second), func() bool { return pub.Stats().Subscribers == 1 || sub.Err() != nil })
+	if err := publishRange(ctx, pub, tag, 100, n); err != nil {
+		t.Fatal(err)
+	}
+	if err := closePub(t, pub, 10*time.Second); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	res := r.wait(t, 10*time.Second)
+	t.Logf("subscriber: %d delivered (index %d..%d), ended %v; %s; %s", res.n, res.firstIdx, res.lastIdx, res.err, fmtStats(sub.Stats()), fmtPubStats(pub.Stats()))
+	checkClean(t, "subscriber", res)
+	if res.err != nil || res.n == 0 || res.lastIdx != n-1 {
+		t.Errorf("a subscriber that joined while repair-only ports held the %d slots: %d delivered up to index %d, ended %v; want the stream to its end and nil", slots, res.n, res.lastIdx, res.err)
+	}
+}
+
+// TestIntegrationMulticastAdversaryRepairAmplification: many adversary
+// ports each NAK the whole history, over and over (within the rate
+// limit), so that one small frame asks for thousands of messages, and the
+// publisher repairs by multicast what many ports miss: every legitimate
+// subscriber (4 KiB buffers) then also receives those repairs. The real
+// stream must still complete.
+func TestIntegrationMulticastAdversaryRepairAmplification(t *testing.T) {
+	requireRoot(t)
+	ch := randomChannel()
+	pub, _ := startPublisher(t, transport.Config{}, PublisherConfig{Group: groupAdvAmp, Channel: ch, MaxSubscribers: 32})
+	var subs []*Subscriber
+	for i := range 4 {
+		s, _ := startSubscriber(t, transport.Config{ReadBuffer: 4 << 10 << (i % 2)}, SubscriberConfig{Group: groupAdvAmp, Channel: ch, Publisher: pub.Port()})
+		subs = append(subs, s)
+	}
+	waitPinned(t, pub, subs, len(subs))
+	ctx := testCtx(t, 45*time.Second)
+	const tag = 0x414d504c
+	n := 30000
+	if raceEnabled {
+		n = 10000
+	}
+	var rs []*testReader
+	for _, s := range subs {
+		rs = append(rs, startReader(ctx, s, readOpts{tag: tag}))
+	}
+	if err := publishRange(ctx, pub, tag, 0, 5000); err != nil {
+		t.Fatal(err)
+	}
+	sp := startSpy(t, groupAdvAmp, ch)
+	sp.waitLearned(t, pub.Port())
+	var socks []*probedConn
+	for range 16 {
+		socks = append(socks, openProbed(t, transport.Config{ReadBuffer: 4 << 10}))
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var naks atomic.Int64
+	wg.Go(func() {
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			_, epoch, next, oldest, _ := sp.learned()
+			for _, c := range socks {
+				b := sp.nakFrame(nil, epoch, []wire.Range{{Start: oldest, End: next - 1}}, false, 0)
+				if c.Send(transport.Addr{Port: pub.Port()}, b) == nil {
+					naks.Add(1)
+				}
+			}
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	})
+	t0 := time.Now()
+	err := publishRange(ctx, pub, tag, 5000, uint64(n))
+	cerr := closePub(t, pub, 30*time.Second)
+	close(stop)
+	wg.Wait()
+	ps := pub.Stats()
+	t.Logf("%d whole-history NAKs from %d ports; stream took %v; %s", naks.Load(), len(socks), time.Since(t0), fmtPubStats(ps))
+	if err != nil {
+		t.Fatalf("publishing under amplification: %v", err)
+	}
+	if cerr != nil {
+		t.Fatalf("Close under amplification: %v", cerr)
+	}
+	// The rate limit counts NAK frames, whatever they ask for: bound the
+	// work they buy. Ten repaired messages per published one is already
+	// generous for a stream whose real subscribers need about one in ten.
+	if work := ps.RepairsMulticast + ps.RepairsUnicast; work > 10*uint64(n) {
+		t.Errorf("%d NAK frames (%d bytes each) made the publisher repair %d messages (%.0f per NAK, %.0f per published message): NAKs that ask for the whole history are an amplifier the rate limit does not bound",
+			naks.Load(), len(sp.nakFrame(nil, 0, []wire.Range{{}}, false, 0)), work, float64(work)/float64(max(1, naks.Load())), float64(work)/float64(n))
+	}
+	for i, r := range rs {
+		res := r.wait(t, 10*time.Second)
+		t.Logf("sub %d: %s", i, fmtStats(subs[i].Stats()))
+		checkComplete(t, "sub "+itoa(i), res, n)
+	}
 }

@@ -41,7 +41,9 @@ const (
 	groupAdvNak      = 14
 	groupAdvFlood    = 12
 	groupAdvStatus   = 10
-	groupAdvEvict    = 8
+	groupAdvHijack   = 8
+	groupAdvTable    = 29 // odd: the even ones are all taken
+	groupAdvAmp      = 31
 	groupRefused     = 4
 	groupUnprivOdd   = 27
 	groupUnprivEven  = 26 // only joined (refused) by the unprivileged child

@@ -7,5 +7,5 @@ package multicast
 // goroutine several times.
 const (
 	raceEnabled = true
-	millionN    = 200_000
+	millionN    = 100_000
 )

@@ -303,8 +303,11 @@ func TestIntegrationMulticastVanishingSubscriber(t *testing.T) {
 		t.Errorf("the subscriber whose socket closed under it ended with a nil error after %d of %d messages", dres.n, n)
 	}
 	t.Logf("leaver took %d (%v), dier took %d (%v)", lres.n, lres.err, dres.n, dres.err)
-	if ps.Subscribers != 0 && ps.Subscribers != 2 {
-		t.Errorf("publisher counts %d registered subscribers at the end, want 2 (or 0 once closed)", ps.Subscribers)
+	// The vanished subscriber held the publisher back at most about
+	// SubscriberTimeout (it is dropped then, or sooner when a repair to
+	// its port meets ECONNREFUSED).
+	if tPub > 10*time.Second {
+		t.Errorf("publishing took %v with SubscriberTimeout %v", tPub, subTimeout)
 	}
 }
 
