@@ -78,6 +78,9 @@ func TestIntegrationMulticastMillion(t *testing.T) {
 		if drops > 0 && s.Overruns == 0 {
 			t.Errorf("sub %d: the kernel dropped %d datagrams for it, but it saw no overrun", i, drops)
 		}
+		if s.Overruns > drops {
+			t.Errorf("sub %d: %d overruns but only %d kernel drops: every ENOBUFS follows a drop", i, s.Overruns, drops)
+		}
 		if s.Received != uint64(res.n) || s.Delivered != uint64(res.n) {
 			t.Errorf("sub %d: Received %d, Delivered %d, reader took %d: want all equal", i, s.Received, s.Delivered, res.n)
 		}
@@ -265,8 +268,20 @@ func TestIntegrationMulticastVanishingSubscriber(t *testing.T) {
 	rl := startReader(ctx, leaver, readOpts{tag: tag})
 	rd := startReader(ctx, dier, readOpts{tag: tag})
 	var rs []*testReader
-	for _, s := range stay {
-		rs = append(rs, startReader(ctx, s, readOpts{tag: tag}))
+	var last time.Time
+	var maxGap time.Duration // the longest the stream stood still, at stay[0]
+	for i, s := range stay {
+		o := readOpts{tag: tag}
+		if i == 0 {
+			o.onMsg = func(int, *Message) {
+				now := time.Now()
+				if !last.IsZero() && now.Sub(last) > maxGap {
+					maxGap = now.Sub(last)
+				}
+				last = now
+			}
+		}
+		rs = append(rs, startReader(ctx, s, o))
 	}
 	var killedAt, leftAt time.Time
 	var wg sync.WaitGroup
@@ -291,6 +306,10 @@ func TestIntegrationMulticastVanishingSubscriber(t *testing.T) {
 	t.Logf("published %d in %v (left at %v, killed at %v); %s", n, tPub, leftAt.Sub(t0), killedAt.Sub(t0), fmtPubStats(ps))
 	for i, r := range rs {
 		checkComplete(t, "staying "+itoa(i), r.wait(t, 10*time.Second), n)
+	}
+	t.Logf("the stream stood still at most %v (SubscriberTimeout %v)", maxGap, subTimeout)
+	if slack := 2 * time.Second; maxGap > subTimeout+slack {
+		t.Errorf("the stream stood still %v: the vanished subscriber held it longer than SubscriberTimeout %v (+%v)", maxGap, subTimeout, slack)
 	}
 	lres := rl.wait(t, 5*time.Second)
 	checkClean(t, "leaver", lres)
