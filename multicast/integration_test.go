@@ -339,7 +339,7 @@ func TestIntegrationMulticastVanishingSubscriber(t *testing.T) {
 // and intact what it delivered.
 func TestIntegrationMulticastPublisherEnd(t *testing.T) {
 	requireRoot(t)
-	for _, mode := range []string{"abort", "close-deadline", "close-racing-publish"} {
+	for _, mode := range []string{"abort", "close-deadline", "close-racing-publish", "close-close-abort"} {
 		for round := range 3 {
 			t.Run(mode+"/"+itoa(round), func(t *testing.T) { publisherEnd(t, mode, round) })
 		}
@@ -393,6 +393,41 @@ func publisherEnd(t *testing.T, mode string, round int) {
 		cancel()
 	case "close-racing-publish":
 		cerr = closePub(t, pub, 15*time.Second)
+	case "close-close-abort":
+		// Two Closes and an Abort at once: all return, none hangs; the
+		// Closes report the abort (not nil) unless they finished first.
+		errs := make(chan error, 2)
+		for range 2 {
+			go func() { errs <- closePub(t, pub, 15*time.Second) }()
+		}
+		time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
+		aborted := make(chan struct{})
+		go func() { pub.Abort(); close(aborted) }()
+		for range 2 {
+			select {
+			case e := <-errs:
+				if e != nil && cerr == nil {
+					cerr = e
+				}
+				if e == nil {
+					t.Logf("a Close returned nil before the Abort")
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatalf("Close hangs with a concurrent Close and Abort")
+			}
+		}
+		select {
+		case <-aborted:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("Abort hangs with concurrent Closes")
+		}
+		if cerr == nil && pub.Err() != nil {
+			ps := pub.Stats()
+			t.Errorf("both Closes returned nil (\"every registered subscriber confirmed everything\") although the concurrent Abort ended the publisher: Err %v, %d of %d accepted messages published", pub.Err(), ps.Published, accepted.Load())
+		}
+		if cerr == nil {
+			cerr = pub.Err() // nil Err: a clean end; subscribers must then have everything
+		}
 	}
 	perr := <-pubDone
 	if !errors.Is(perr, ErrClosed) {
@@ -402,6 +437,10 @@ func publisherEnd(t *testing.T, mode string, round int) {
 	ps := pub.Stats()
 	t.Logf("%s: Close %v, publisher Err %v, %d accepted; %s", mode, cerr, pub.Err(), n, fmtPubStats(ps))
 	switch mode {
+	case "close-close-abort":
+		if pub.Err() != nil && !errors.Is(pub.Err(), ErrClosed) {
+			t.Errorf("Err after Close, Close and Abort: %v, want nil or ErrClosed", pub.Err())
+		}
 	case "abort":
 		if !errors.Is(pub.Err(), ErrClosed) {
 			t.Errorf("Err after Abort: %v, want ErrClosed", pub.Err())
@@ -759,5 +798,48 @@ func TestIntegrationMulticastNoFalseLoss(t *testing.T) {
 	checkComplete(t, "unregistered subscriber", res, n)
 	if s.Duplicates > 0 && s.Lost > 0 {
 		t.Errorf("%d messages declared lost, then %d arrived as duplicates: loss declared for messages in flight", s.Lost, s.Duplicates)
+	}
+}
+
+// TestIntegrationMulticastBigDatagrams: the publisher coalesces into the
+// largest datagrams allowed (64 KiB), eight times a 4 KiB subscriber's
+// doubled buffer: the kernel queues such a datagram only on an empty
+// queue. Subscribers with 4 KiB to 64 KiB buffers must still get every
+// message, in order, once.
+func TestIntegrationMulticastBigDatagrams(t *testing.T) {
+	requireRoot(t)
+	ch := randomChannel()
+	pub, _ := startPublisher(t, transport.Config{WriteBuffer: 1 << 20}, PublisherConfig{Group: groupMillion, Channel: ch, MaxDatagram: MaxDatagramLimit})
+	bufs := []int{4 << 10, 16 << 10, 64 << 10, 0}
+	var subs []*Subscriber
+	var trs []*probedConn
+	for _, b := range bufs {
+		s, tr := startSubscriber(t, transport.Config{ReadBuffer: b}, SubscriberConfig{Group: groupMillion, Channel: ch, Publisher: pub.Port()})
+		subs, trs = append(subs, s), append(trs, tr)
+	}
+	waitPinned(t, pub, subs, len(subs))
+	ctx := testCtx(t, 40*time.Second)
+	const tag = 0x42494744
+	n := 100000
+	if raceEnabled {
+		n = 30000
+	}
+	var rs []*testReader
+	for _, s := range subs {
+		rs = append(rs, startReader(ctx, s, readOpts{tag: tag}))
+	}
+	t0 := time.Now()
+	if err := publishRange(ctx, pub, tag, 0, uint64(n)); err != nil {
+		t.Fatalf("%v; %s", err, fmtPubStats(pub.Stats()))
+	}
+	if err := closePub(t, pub, 20*time.Second); err != nil {
+		t.Fatalf("Close: %v; %s", err, fmtPubStats(pub.Stats()))
+	}
+	t.Logf("%d messages in %v; %s", n, time.Since(t0), fmtPubStats(pub.Stats()))
+	for i, r := range rs {
+		res := r.wait(t, 10*time.Second)
+		drops, _ := trs[i].Drops()
+		t.Logf("sub %d (SO_RCVBUF %d): kernel drops %d; %s", i, trs[i].rcvbuf, drops, fmtStats(subs[i].Stats()))
+		checkComplete(t, "sub "+itoa(i), res, n)
 	}
 }
