@@ -379,9 +379,9 @@ func run(ctx context.Context, o options, w io.Writer) (err error) {
 
 	fmt.Fprintf(w, "published %d messages in %v (%s msgs/s), all delivered after %v\n", ps.Published,
 		pubTime.Round(time.Millisecond), rate(float64(ps.Published)/pubTime.Seconds()), elapsed.Round(time.Millisecond))
-	fmt.Fprintf(w, "publisher: %d datagrams (%d heartbeats); %d NAKs (%d for unsent messages, %d below the history, %d over the rate limit, %d without room); repaired %d messages by unicast and %d by multicast; waited for flow control %d times; dropped %d subscribers\n",
+	fmt.Fprintf(w, "publisher: %d datagrams (%d heartbeats); %d NAKs (%d for unsent messages, %d below the history, %d over the rate limit, %d without room); repaired %d messages by unicast and %d by multicast; waited for flow control %d times; %d registrations, %d subscribers dropped\n",
 		ps.Datagrams, ps.Heartbeats, ps.Naks, ps.NaksUnsent, ps.NaksTooOld, ps.NaksRateLimited, ps.NaksNoRoom,
-		ps.RepairsUnicast, ps.RepairsMulticast, ps.Blocked, ps.Evicted)
+		ps.RepairsUnicast, ps.RepairsMulticast, ps.Blocked, ps.Registered, ps.Evicted)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "sub\tport\treceived\trepaired\tdups\tNAKs\toverruns\tkernel drops\tlost\t result")

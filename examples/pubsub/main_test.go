@@ -43,7 +43,7 @@ func TestRunDelivers(t *testing.T) {
 func TestRunStuckSubscriberEvicted(t *testing.T) {
 	testenv.RequireNetAdmin(t)
 	o := small()
-	o.Stuck, o.Laggards = 1, 100*time.Millisecond
+	o.Stuck, o.Laggards = 1, 500*time.Millisecond
 	var out bytes.Buffer
 	err := run(context.Background(), o, &out)
 	t.Logf("\n%s", out.String())
