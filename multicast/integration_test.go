@@ -849,3 +849,102 @@ func TestIntegrationMulticastBigDatagrams(t *testing.T) {
 		checkComplete(t, "sub "+itoa(i), res, n)
 	}
 }
+
+// TestIntegrationMulticastTwoPublishers: two publishers stream at once on
+// the same group and channel from different ports. A subscriber pinned to
+// one (Publisher set) delivers exactly that one's stream, whose repairs,
+// heartbeats and FIN must not mix with the other's; the other's frames
+// are rejected and counted.
+func TestIntegrationMulticastTwoPublishers(t *testing.T) {
+	requireRoot(t)
+	ch := randomChannel()
+	pubA, _ := startPublisher(t, transport.Config{}, PublisherConfig{Group: groupSlow, Channel: ch, History: 512})
+	pubB, _ := startPublisher(t, transport.Config{}, PublisherConfig{Group: groupSlow, Channel: ch, History: 512, UnicastRepairs: true})
+	const tagA, tagB = 0x50554241, 0x50554242
+	nA, nB := 20000, 15000
+	type side struct {
+		pub  *Publisher
+		tag  uint32
+		n    int
+		subs []*Subscriber
+		rs   []*testReader
+	}
+	sides := []*side{{pub: pubA, tag: tagA, n: nA}, {pub: pubB, tag: tagB, n: nB}}
+	ctx := testCtx(t, 30*time.Second)
+	for _, sd := range sides {
+		for i := range 2 {
+			s, _ := startSubscriber(t, transport.Config{ReadBuffer: 4 << 10 << (3 * i)}, SubscriberConfig{Group: groupSlow, Channel: ch, Publisher: sd.pub.Port()})
+			sd.subs = append(sd.subs, s)
+		}
+	}
+	for _, sd := range sides {
+		waitPinned(t, sd.pub, sd.subs, len(sd.subs))
+		for _, s := range sd.subs {
+			sd.rs = append(sd.rs, startReader(ctx, s, readOpts{tag: sd.tag}))
+		}
+	}
+	errs := make(chan error, 2)
+	for _, sd := range sides {
+		go func() {
+			if err := publishRange(ctx, sd.pub, sd.tag, 0, uint64(sd.n)); err != nil {
+				errs <- err
+				return
+			}
+			errs <- closePub(t, sd.pub, 15*time.Second)
+		}()
+	}
+	for range sides {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k, sd := range sides {
+		t.Logf("publisher %c: %s", 'A'+k, fmtPubStats(sd.pub.Stats()))
+		for i, r := range sd.rs {
+			res := r.wait(t, 10*time.Second)
+			s := sd.subs[i].Stats()
+			name := string(rune('A'+k)) + " sub " + itoa(i)
+			t.Logf("%s: %s", name, fmtStats(s))
+			checkComplete(t, name, res, sd.n) // the other stream's payloads fail the tag check
+			if s.Rejected == 0 {
+				t.Errorf("%s: nothing rejected although another publisher streamed on its group and channel", name)
+			}
+		}
+	}
+}
+
+// TestIntegrationMulticastSmallWindows: registered subscribers whose
+// reorder buffers (Window 8, 64) are far smaller than the publisher's
+// history and datagrams (about 30 messages each): the publisher must not
+// run further ahead than the smallest window announced, and every
+// subscriber gets everything.
+func TestIntegrationMulticastSmallWindows(t *testing.T) {
+	requireRoot(t)
+	ch := randomChannel()
+	pub, _ := startPublisher(t, transport.Config{}, PublisherConfig{Group: groupStalled, Channel: ch})
+	var subs []*Subscriber
+	for _, w := range []int{8, 64, 0} {
+		s, _ := startSubscriber(t, transport.Config{ReadBuffer: 4 << 10}, SubscriberConfig{Group: groupStalled, Channel: ch, Publisher: pub.Port(), Window: w, RecvBuffer: 4})
+		subs = append(subs, s)
+	}
+	waitPinned(t, pub, subs, len(subs))
+	ctx := testCtx(t, 30*time.Second)
+	const tag, n = 0x57494e44, 20000
+	var rs []*testReader
+	for _, s := range subs {
+		rs = append(rs, startReader(ctx, s, readOpts{tag: tag}))
+	}
+	t0 := time.Now()
+	if err := publishRange(ctx, pub, tag, 0, n); err != nil {
+		t.Fatalf("%v; %s", err, fmtPubStats(pub.Stats()))
+	}
+	if err := closePub(t, pub, 15*time.Second); err != nil {
+		t.Fatalf("Close: %v; %s", err, fmtPubStats(pub.Stats()))
+	}
+	t.Logf("%d in %v; %s", n, time.Since(t0), fmtPubStats(pub.Stats()))
+	for i, r := range rs {
+		res := r.wait(t, 10*time.Second)
+		t.Logf("sub %d: %s", i, fmtStats(subs[i].Stats()))
+		checkComplete(t, "sub "+itoa(i), res, n)
+	}
+}
