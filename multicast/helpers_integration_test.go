@@ -386,6 +386,9 @@ func checkComplete(t testing.TB, name string, res *readResult, n int) {
 	if res.err != nil || !res.recvClosed {
 		t.Errorf("%s: ended with %v (Recv closed %v, ctx %v), want nil after the publisher's clean Close", name, res.err, res.recvClosed, res.ctxErr)
 	}
+	if res.n > 0 && res.firstIdx != res.firstLost {
+		t.Errorf("%s: the first message delivered is index %d with Lost %d: %d messages before it skipped silently (the subscriber was there before the first Publish)", name, res.firstIdx, res.firstLost, res.firstIdx-res.firstLost)
+	}
 	if res.n != n || (n > 0 && (res.firstIdx != 0 || res.lastIdx != uint64(n-1))) {
 		t.Errorf("%s: delivered %d messages, indexes %d..%d; want %d, 0..%d", name, res.n, res.firstIdx, res.lastIdx, n, n-1)
 	}

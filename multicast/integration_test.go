@@ -258,15 +258,21 @@ func TestIntegrationMulticastVanishingSubscriber(t *testing.T) {
 	cfg := SubscriberConfig{Group: groupVanish, Channel: ch, Publisher: pub.Port(), KeepaliveInterval: subTimeout / 4}
 	leaver, _ := startSubscriber(t, transport.Config{}, cfg)
 	dier, dierTr := startSubscriber(t, transport.Config{}, cfg)
+	// A subscriber that sends nothing (unregistered, big queue: no NAK)
+	// finds its socket gone only through Receive.
+	quietCfg := cfg
+	quietCfg.NoRegister = true
+	quiet, quietTr := startSubscriber(t, transport.Config{ReadBuffer: 4 << 20}, quietCfg)
 	stay := make([]*Subscriber, 2)
 	for i := range stay {
 		stay[i], _ = startSubscriber(t, transport.Config{ReadBuffer: 4 << 10 << (2 * i)}, cfg)
 	}
-	waitPinned(t, pub, append([]*Subscriber{leaver, dier}, stay...), 4)
+	waitPinned(t, pub, append([]*Subscriber{leaver, dier, quiet}, stay...), 4)
 	ctx := testCtx(t, 30*time.Second)
 	const tag, n = 0x56414e49, 30000
 	rl := startReader(ctx, leaver, readOpts{tag: tag})
 	rd := startReader(ctx, dier, readOpts{tag: tag})
+	rq := startReader(ctx, quiet, readOpts{tag: tag})
 	var rs []*testReader
 	var last time.Time
 	var maxGap time.Duration // the longest the stream stood still, at stay[0]
@@ -292,6 +298,7 @@ func TestIntegrationMulticastVanishingSubscriber(t *testing.T) {
 		_ = waitFor(ctx, func() bool { return rd.taken.Load() >= n/2 })
 		killedAt = time.Now()
 		_ = dierTr.Conn.Close() // the process vanished: no LEAVE
+		_ = quietTr.Conn.Close()
 	})
 	t0 := time.Now()
 	if err := publishRange(ctx, pub, tag, 0, n); err != nil {
@@ -321,7 +328,12 @@ func TestIntegrationMulticastVanishingSubscriber(t *testing.T) {
 	if dres.err == nil {
 		t.Errorf("the subscriber whose socket closed under it ended with a nil error after %d of %d messages", dres.n, n)
 	}
-	t.Logf("leaver took %d (%v), dier took %d (%v)", lres.n, lres.err, dres.n, dres.err)
+	qres := rq.wait(t, 5*time.Second)
+	checkClean(t, "quiet dier", qres)
+	if qres.err == nil {
+		t.Errorf("the quiet subscriber whose socket closed under it ended with a nil error after %d of %d messages", qres.n, n)
+	}
+	t.Logf("leaver took %d (%v), dier took %d (%v), quiet dier took %d (%v)", lres.n, lres.err, dres.n, dres.err, qres.n, qres.err)
 	// The vanished subscriber held the publisher back at most about
 	// SubscriberTimeout (it is dropped then, or sooner when a repair to
 	// its port meets ECONNREFUSED).
@@ -720,8 +732,11 @@ func TestIntegrationMulticastPublisherRestart(t *testing.T) {
 			}
 			close(resume)
 			res := r.wait(t, 10*time.Second)
-			t.Logf("subscriber: %d delivered, %v; epochs %#x -> %#x; %s", res.n, res.err, pub1.Epoch(), pub2.Epoch(), fmtStats(sub.Stats()))
+			t.Logf("subscriber: %d delivered (index %d..%d, first Lost %d), %v; epochs %#x -> %#x; %s", res.n, res.firstIdx, res.lastIdx, res.firstLost, res.err, pub1.Epoch(), pub2.Epoch(), fmtStats(sub.Stats()))
 			checkClean(t, "subscriber", res) // includes: nothing of tag2 delivered
+			if res.err == nil && (res.n != n || res.firstIdx != 0) {
+				t.Errorf("subscriber ended with a nil error after delivering %d of the %d messages (indexes %d..%d), reporting %d lost: a silent gap", res.n, n, res.firstIdx, res.lastIdx, res.lost)
+			}
 			switch {
 			case errors.Is(res.err, ErrPublisherRestarted):
 			case how == "close-behind" && errors.Is(res.err, ErrLost):
