@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cnlink/cnlink/internal/wire"
 	"github.com/cnlink/cnlink/transport"
 )
 
@@ -734,6 +735,9 @@ func TestIntegrationMulticastPublisherRestart(t *testing.T) {
 			res := r.wait(t, 10*time.Second)
 			t.Logf("subscriber: %d delivered (index %d..%d, first Lost %d), %v; epochs %#x -> %#x; %s", res.n, res.firstIdx, res.lastIdx, res.firstLost, res.err, pub1.Epoch(), pub2.Epoch(), fmtStats(sub.Stats()))
 			checkClean(t, "subscriber", res) // includes: nothing of tag2 delivered
+			if res.n > 0 && res.firstIdx != res.firstLost {
+				t.Errorf("subscriber (pinned before the first Publish) delivered index %d first, with Lost %d: %d messages skipped silently", res.firstIdx, res.firstLost, res.firstIdx-res.firstLost)
+			}
 			if res.err == nil && (res.n != n || res.firstIdx != 0) {
 				t.Errorf("subscriber ended with a nil error after delivering %d of the %d messages (indexes %d..%d), reporting %d lost: a silent gap", res.n, n, res.firstIdx, res.lastIdx, res.lost)
 			}
@@ -961,5 +965,98 @@ func TestIntegrationMulticastSmallWindows(t *testing.T) {
 		res := r.wait(t, 10*time.Second)
 		t.Logf("sub %d: %s", i, fmtStats(subs[i].Stats()))
 		checkComplete(t, "sub "+itoa(i), res, n)
+	}
+}
+
+// lossyStart is a subscriber socket that loses the first messages of the
+// stream: every group datagram carrying an MDATA below dropBelow comes
+// back as a kernel overrun, and while swallow is set its NAKs are lost
+// on the way (Send reports success, nothing leaves).
+type lossyStart struct {
+	*probedConn
+	ch        transport.CbID
+	dropBelow atomic.Uint32
+	armed     atomic.Bool
+	swallow   atomic.Bool
+	dropped   atomic.Int64
+}
+
+func (c *lossyStart) Send(dst transport.Addr, b []byte) error {
+	if c.swallow.Load() {
+		return nil
+	}
+	return c.probedConn.Send(dst, b)
+}
+
+func (c *lossyStart) Receive(buf []byte) (transport.Packet, error) {
+	p, err := c.probedConn.Receive(buf)
+	if err != nil || p.Overrun || p.Group == 0 || !c.armed.Load() {
+		return p, err
+	}
+	var r wire.Reader
+	r.Reset(p.Data)
+	for r.Next() {
+		if f, ferr := r.Frame(); ferr == nil && f.ID == c.ch && f.Header.Type == wire.TypeMData && int32(f.Seq-c.dropBelow.Load()) < 0 {
+			c.dropped.Add(1)
+			return transport.Packet{Overrun: true}, nil
+		}
+	}
+	return p, nil
+}
+
+// TestIntegrationMulticastNoSilentStartSkip: an unregistered subscriber
+// that heard the stream (pinned, its start set by a heartbeat) before the
+// first Publish loses the first 300 messages and cannot have them
+// repaired before the small history moves on. With OnLoss Fail it must
+// end with a *LostError, or at least deliver its first message with Lost
+// counting what went before; starting over silently from the oldest
+// retained message, as if it had joined late, is a silent gap.
+func TestIntegrationMulticastNoSilentStartSkip(t *testing.T) {
+	requireRoot(t)
+	ch := randomChannel()
+	const history = 64
+	pub, _ := startPublisher(t, transport.Config{}, PublisherConfig{Group: groupLoss, Channel: ch, History: history})
+	tr := &lossyStart{probedConn: openProbed(t, transport.Config{ReadBuffer: 4 << 20}), ch: ch}
+	sub, err := Subscribe(tr, SubscriberConfig{Group: groupLoss, Channel: ch, Publisher: pub.Port(), NoRegister: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	waitPinned(t, pub, []*Subscriber{sub}, 0)
+	base := pub.Stats().Next // the first message's MSN
+	const tag, lost, n = 0x53544152, 300, 1000
+	tr.dropBelow.Store(base + lost)
+	tr.swallow.Store(true)
+	tr.armed.Store(true)
+	ctx := testCtx(t, 20*time.Second)
+	r := startReader(ctx, sub, readOpts{tag: tag, allowLoss: true})
+	// Publish in bursts no larger than the history, each sent before the
+	// next, so that every frame's oldest retained MSN is honest.
+	for i := uint64(0); i < n; i += history / 2 {
+		if err := publishRange(ctx, pub, tag, i, min(i+history/2, n)); err != nil {
+			t.Fatal(err)
+		}
+		want := min(i+history/2, n)
+		mustWait(t, 5*time.Second, "the burst to go out", func() bool { return pub.Stats().Published == want })
+		if i >= lost+history {
+			tr.swallow.Store(false) // its NAKs get through from now on: too late
+		}
+	}
+	if err := closePub(t, pub, 10*time.Second); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	res := r.wait(t, 10*time.Second)
+	s := sub.Stats()
+	t.Logf("%d datagrams lost at the start; %d delivered (index %d..%d, first Lost %d), lost %d, ended %v; %s", tr.dropped.Load(), res.n, res.firstIdx, res.lastIdx, res.firstLost, res.lost, res.err, fmtStats(s))
+	checkClean(t, "subscriber", res)
+	if tr.dropped.Load() == 0 {
+		t.Fatalf("nothing lost at the start: the test proves nothing")
+	}
+	if res.n > 0 && res.firstIdx != res.firstLost {
+		t.Errorf("the first message delivered is index %d with Lost %d: %d messages the subscriber knew it missed (it heard the stream before the first Publish) vanished silently", res.firstIdx, res.firstLost, res.firstIdx-res.firstLost)
+	}
+	var le *LostError
+	if res.n == 0 && !errors.As(res.err, &le) {
+		t.Errorf("nothing delivered, ended with %v: want a *LostError", res.err)
 	}
 }
