@@ -8,6 +8,7 @@ import (
 	"github.com/cnlink/cnlink/internal/wire"
 	"github.com/cnlink/cnlink/repair"
 	"github.com/cnlink/cnlink/transport"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // DefaultChannel is the connector channel (cb_id) streams use when none is
@@ -57,6 +58,13 @@ type PublisherConfig struct {
 	// them [1024].
 	QueueLen int
 
+	// WaitSubscribers holds the first message back until this many
+	// subscribers have registered (heartbeats keep announcing the stream
+	// meanwhile), so that subscribers started before the publisher get
+	// the stream from its first message, whatever the loss. 0: publish at
+	// once; a subscriber then starts where it first hears the stream.
+	WaitSubscribers int
+
 	// MaxSubscribers bounds the subscriber ports the publisher keeps state
 	// for (registered, or asking for repairs) [64].
 	MaxSubscribers int
@@ -88,6 +96,10 @@ type PublisherConfig struct {
 	// UnicastRepairs turns off repair by multicast: every repair goes
 	// only to the subscriber that asked.
 	UnicastRepairs bool
+
+	// MeterProvider receives the metrics of docs/OBSERVABILITY.md; nil means
+	// the global provider, a no-op until the application installs an SDK.
+	MeterProvider metric.MeterProvider
 }
 
 // SubscriberConfig configures a Subscriber. Zero fields take the defaults
@@ -129,13 +141,18 @@ type SubscriberConfig struct {
 	// nothing has been heard from the publisher for this long [2 s].
 	PublisherTimeout time.Duration
 	// StatusInterval is the pace of position reports while the position
-	// moves [10 ms]; KeepaliveInterval while it does not [SubscriberTimeout
-	// default / 4 = 500 ms].
+	// moves [10 ms]; KeepaliveInterval while it does not [500 ms], or the
+	// publisher's keepalive (a quarter of its SubscriberTimeout, which its
+	// heartbeats announce) if that is shorter.
 	StatusInterval, KeepaliveInterval time.Duration
 	// NakDelay and NakMax pace repeated NAKs of the same gap [2 ms, 100 ms].
 	NakDelay, NakMax time.Duration
 	// Seed seeds the NAK jitter, for reproducible tests (0: random).
 	Seed uint64
+
+	// MeterProvider receives the metrics of docs/OBSERVABILITY.md; nil means
+	// the global provider, a no-op until the application installs an SDK.
+	MeterProvider metric.MeterProvider
 }
 
 // LossPolicy says what a subscriber does with messages lost for good.
@@ -202,6 +219,7 @@ func (c *PublisherConfig) withDefaults() (PublisherConfig, error) {
 		{"HistoryBytes", &d.HistoryBytes, repair.DefaultHistoryBytes},
 		{"QueueLen", &d.QueueLen, 1024},
 		{"MaxSubscribers", &d.MaxSubscribers, repair.DefaultMaxSubscribers},
+		{"WaitSubscribers", &d.WaitSubscribers, 0},
 		{"NakBurst", &d.NakBurst, 1000},
 	} {
 		if *f.v < 0 {
@@ -210,6 +228,9 @@ func (c *PublisherConfig) withDefaults() (PublisherConfig, error) {
 		if *f.v == 0 {
 			*f.v = f.def
 		}
+	}
+	if d.WaitSubscribers > d.MaxSubscribers {
+		bad("WaitSubscribers %d above MaxSubscribers %d", d.WaitSubscribers, d.MaxSubscribers)
 	}
 	if d.HistoryBytes > 0 && d.HistoryBytes < d.MaxMessage {
 		bad("HistoryBytes %d below MaxMessage %d", d.HistoryBytes, d.MaxMessage)

@@ -761,11 +761,10 @@ func TestIntegrationMulticastPublisherRestart(t *testing.T) {
 }
 
 // TestIntegrationMulticastRefused: a publisher whose Allow refuses every
-// registration. PublisherConfig.Allow says "Refused ones get EVICT refused
-// and still receive, unregistered": the refused subscriber must still
-// deliver the whole stream (or, if the documentation changes, end with an
-// *EvictedError naming EvictRefused; this test holds the code to the
-// documented promise).
+// registration. PublisherConfig.Allow says a refused subscriber gets EVICT
+// refused, which ends it: it must end with an *EvictedError naming
+// EvictRefused (never nil, never a silent stop), and the publisher must
+// remember it (later reports get the same answer, not a registration).
 func TestIntegrationMulticastRefused(t *testing.T) {
 	requireRoot(t)
 	ch := randomChannel()
@@ -773,19 +772,24 @@ func TestIntegrationMulticastRefused(t *testing.T) {
 	pub, _ := startPublisher(t, transport.Config{}, PublisherConfig{Group: groupRefused, Channel: ch,
 		Allow: func(uint32, transport.Creds) bool { asked.Add(1); return false }})
 	sub, _ := startSubscriber(t, transport.Config{}, SubscriberConfig{Group: groupRefused, Channel: ch, Publisher: pub.Port()})
-	mustWait(t, 5*time.Second, "the registration to be refused", func() bool { return asked.Load() > 0 })
 	ctx := testCtx(t, 20*time.Second)
 	const tag, n = 0x52454655, 2000
 	r := startReader(ctx, sub, readOpts{tag: tag})
 	if err := publishRange(ctx, pub, tag, 0, n); err != nil {
 		t.Fatal(err)
 	}
+	res := r.wait(t, 10*time.Second)
 	if err := closePub(t, pub, 10*time.Second); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	res := r.wait(t, 10*time.Second)
 	t.Logf("refused subscriber: %d delivered, %v; Allow asked %d times; %s; %s", res.n, res.err, asked.Load(), fmtStats(sub.Stats()), fmtPubStats(pub.Stats()))
-	checkComplete(t, "refused subscriber", res, n)
+	var ev *EvictedError
+	if !errors.As(res.err, &ev) || ev.Reason != EvictRefused {
+		t.Fatalf("refused subscriber ended with %v, want *EvictedError{EvictRefused}", res.err)
+	}
+	if st := pub.Stats(); st.Registered != 0 || st.EvictedRefused == 0 {
+		t.Fatalf("publisher registered %d, refused %d", st.Registered, st.EvictedRefused)
+	}
 }
 
 // TestIntegrationMulticastNoFalseLoss: an unregistered subscriber

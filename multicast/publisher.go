@@ -38,28 +38,31 @@ type Publisher struct {
 	kick chan struct{}
 	done chan struct{}
 
-	stats                pubCounters
-	histOldest, histNext atomic.Uint32
+	stats                             pubCounters
+	histOldest, histNext, histSlowest atomic.Uint32
 
 	// Owner goroutine only.
-	st      *repair.Publisher
-	out     []byte
-	uout    []byte
-	taken   [][]byte
-	sent    []window.Seq
-	nakBuf  []wire.Range
-	ranges  []window.Range
-	evicted [][]byte
-	limiter *rate.Limiter
-	lastTx  time.Duration // last datagram to the group
-	hbWait  time.Duration
-	hbAt    time.Duration
-	creds   map[uint32]transport.Creds
-	rej     rejects
+	st          *repair.Publisher
+	out         []byte
+	uout        []byte
+	taken       [][]byte
+	takenOldest []window.Seq
+	sent        []window.Seq
+	nakBuf      []wire.Range
+	ranges      []window.Range
+	evicted     [][]byte
+	limiter     *rate.Limiter
+	lastTx      time.Duration // last datagram to the group
+	hbWait      time.Duration
+	hbAt        time.Duration
+	creds       map[uint32]transport.Creds
+	rej         rejects
 
 	allowCache   map[uint32]allowVerdict
 	evictedPorts map[uint32]evictedPort // remembered for 2 × SubscriberTimeout
 	finLeft      int
+	opened       bool // WaitSubscribers reached: messages may go
+	finning      bool // closing: sending FIN until registered subscribers left
 }
 
 type pubCounters struct {
@@ -68,6 +71,7 @@ type pubCounters struct {
 	repairsUnicast, repairsMulticast, repairBusy, registered atomic.Uint64
 	evicted, statuses, blocked                               atomic.Uint64
 	subscribers                                              atomic.Int64
+	evictedBy                                                [5]atomic.Uint64 // by EvictReason (0: unknown)
 }
 
 // PublisherStats are a Publisher's cumulative counters.
@@ -85,12 +89,16 @@ type PublisherStats struct {
 	RepairBusy       uint64            // unicast repairs refused with EAGAIN (retried)
 	Registered       uint64            // registrations
 	Evicted          uint64            // subscribers dropped (timeout, laggard, refused)
+	EvictedTimeout   uint64            // ... of which timed out
+	EvictedLaggard   uint64            // ... of which laggards
+	EvictedRefused   uint64            // ... of which refused registration
 	Rejected         uint64            // datagrams and frames dropped, all reasons
 	RejectedBy       map[string]uint64 // by reason (PROTOCOL.md §16.8.1's counter keys)
 	Statuses         uint64            // STATUS frames handled
 	Blocked          uint64            // times Publish had to wait for flow control
 	Subscribers      int               // registered now
 	Oldest, Next     uint32            // the history: [Oldest, Next)
+	Slowest          uint32            // the lowest registered position (Next when none)
 }
 
 // NewPublisher starts a publisher on tr, which it owns from now on. It
@@ -134,6 +142,7 @@ func NewPublisher(tr transport.Transport, cfg PublisherConfig) (*Publisher, erro
 		return nil, err
 	}
 	p.rd = newRxReader(tr, 4096, 64)
+	_, _ = registerPublisherMetrics(c.MeterProvider, p) // unregisters itself when p ends
 	go p.rd.run()
 	go p.run()
 	return p, nil
@@ -238,10 +247,7 @@ func (p *Publisher) Close(ctx context.Context) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.err == nil || errors.Is(p.err, ErrClosed) {
-		return nil
-	}
-	return p.err
+	return p.err // nil only when the stream ended cleanly (FIN)
 }
 
 // Abort ends the publisher at once: registered subscribers get EVICT
@@ -260,8 +266,9 @@ func (p *Publisher) Abort() {
 // Done is closed when the publisher has ended.
 func (p *Publisher) Done() <-chan struct{} { return p.done }
 
-// Err returns why the publisher ended: nil after a clean Close, ErrClosed
-// after Abort, or the failure. Nil while running.
+// Err returns why the publisher ended: nil after a clean Close, an error
+// matching ErrClosed after Abort (or a Close whose context ended), or the
+// failure. Nil while running.
 func (p *Publisher) Err() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -280,7 +287,10 @@ func (p *Publisher) Stats() PublisherStats {
 		Statuses: s.statuses.Load(), Blocked: s.blocked.Load(),
 		Subscribers: int(s.subscribers.Load()),
 	}
-	st.Oldest, st.Next = uint32(p.histOldest.Load()), uint32(p.histNext.Load())
+	st.Oldest, st.Next, st.Slowest = p.histOldest.Load(), p.histNext.Load(), p.histSlowest.Load()
+	st.EvictedTimeout = s.evictedBy[EvictTimeout].Load()
+	st.EvictedLaggard = s.evictedBy[EvictLaggard].Load()
+	st.EvictedRefused = s.evictedBy[EvictRefused].Load()
 	st.RejectedBy, st.Rejected = p.rej.snapshot()
 	return st
 }

@@ -22,6 +22,10 @@ import (
 // the stream and the others.
 const maxRepairDatagrams = 32
 
+// finRepeats is how many HEARTBEATs with FIN a closing publisher sends at
+// least (unregistered subscribers do not confirm the end).
+const finRepeats = 3
+
 // busyRetry is the pause after a unicast repair met EAGAIN. The kernel
 // never tells a sender that a queue drained, and a subscriber with a small
 // receive buffer holds one datagram: the pause paces its repairs.
@@ -92,27 +96,31 @@ func (p *Publisher) turn(now time.Duration) (end bool, err error) {
 		}
 		return true, ErrClosed
 	}
-	if err := p.publishQueued(now); err != nil {
+	blocked, err := p.publishQueued(now)
+	if err != nil {
 		return true, err
 	}
+	// Flow control holds messages back, or a Close waits for subscribers
+	// to catch up: whoever holds the window is timed as a laggard.
+	caughtUp := p.allCaughtUp()
+	p.st.SetBlocked(now, blocked || (closing && !caughtUp))
 	var ev []repair.Eviction
 	for _, e := range p.st.Expire(now, ev) {
-		delete(p.creds, e.Port)
-		p.stats.evicted.Add(1)
-		p.sendEvict(e.Port, e.Pos, e.Reason)
+		p.evict(e.Port, e.Pos, e.Reason, now)
 	}
 	if err := p.sendRepairs(now); err != nil {
 		return true, err
 	}
-	if closing && p.queueLen() == 0 && p.allCaughtUp() {
-		if p.finLeft == 0 {
-			p.finLeft = 3
-			p.hbAt, p.hbWait = now, p.cfg.HeartbeatMin
-		}
+	if closing && !p.finning && !blocked && caughtUp {
+		// Every registered subscriber has everything: announce the end
+		// until each has confirmed it (STATUS with LEAVE) or timed out.
+		// The FIN goes at least finRepeats times, for the unregistered.
+		p.finning, p.finLeft = true, finRepeats
+		p.hbAt, p.hbWait = now, p.cfg.HeartbeatMin
 	}
 	if now >= p.hbAt {
 		flags := uint16(0)
-		if p.finLeft > 0 {
+		if p.finning {
 			flags |= wire.FlagFin
 		} else if p.blocked() {
 			flags |= wire.FlagStatusReq
@@ -125,23 +133,18 @@ func (p *Publisher) turn(now time.Duration) (end bool, err error) {
 			p.hbWait = p.cfg.HeartbeatMin
 		}
 		p.hbAt = now + p.hbWait
-		if p.finLeft > 0 {
-			p.finLeft--
-			if p.finLeft == 0 {
-				return true, nil
-			}
+		if p.finning {
+			p.finLeft = max(p.finLeft-1, 0)
 		}
 	}
+	if p.finning && p.finLeft == 0 && p.st.Registered() == 0 {
+		return true, nil
+	}
 	p.histOldest.Store(uint32(p.st.History().Oldest()))
+	p.histSlowest.Store(uint32(p.st.Floor()))
 	p.histNext.Store(uint32(p.st.History().Next()))
 	p.stats.subscribers.Store(int64(p.st.Registered()))
 	return false, nil
-}
-
-func (p *Publisher) queueLen() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.queue)
 }
 
 func (p *Publisher) blocked() bool {
@@ -162,26 +165,33 @@ func (p *Publisher) allCaughtUp() bool {
 
 // publishQueued takes queued messages while flow control allows and
 // multicasts them, coalesced into datagrams.
-func (p *Publisher) publishQueued(now time.Duration) error {
+func (p *Publisher) publishQueued(now time.Duration) (blocked bool, err error) {
 	// Admit under the lock (cheap: the history only records the
 	// payloads), send after it, so that Publish never waits on a syscall.
 	p.mu.Lock()
 	first := p.st.History().Next()
 	n := 0
-	for n < len(p.queue) {
+	if !p.opened && p.st.Registered() >= p.cfg.WaitSubscribers {
+		p.opened = true
+	}
+	p.takenOldest = p.takenOldest[:0]
+	for p.opened && n < len(p.queue) {
 		_, ev, ok := p.st.Push(p.queue[n], p.evicted[:0])
 		if !ok {
 			break
 		}
 		clear(ev)
 		p.evicted = ev[:0]
+		// Each frame carries the oldest MSN retained when it was admitted:
+		// a burst longer than the history evicts its own first messages,
+		// and a frame must never claim an oldest after its own MSN.
+		p.takenOldest = append(p.takenOldest, p.st.History().Oldest())
 		n++
 	}
-	blocked := len(p.queue) > n
+	blocked = len(p.queue) > n
 	if n == 0 {
 		p.mu.Unlock()
-		p.st.SetBlocked(now, blocked)
-		return nil
+		return blocked, nil
 	}
 	p.taken = append(p.taken[:0], p.queue[:n]...)
 	m := copy(p.queue, p.queue[n:])
@@ -192,40 +202,48 @@ func (p *Publisher) publishQueued(now time.Duration) error {
 	p.mu.Unlock()
 	for i, msg := range p.taken {
 		p.taken[i] = nil
-		if err := p.appendGroup(first.Add(i), msg, 0); err != nil {
-			return err
+		if err := p.appendGroupAt(first.Add(i), msg, 0, p.takenOldest[i]); err != nil {
+			return blocked, err
 		}
 		p.stats.published.Add(1)
 		p.stats.bytes.Add(uint64(len(msg)))
 	}
 	if err := p.flushGroup(); err != nil {
-		return err
+		return blocked, err
 	}
 	p.lastTx = now
 	p.hbWait = p.cfg.HeartbeatMin
 	p.hbAt = now + p.hbWait
-	p.st.SetBlocked(now, blocked)
-	return nil
+	return blocked, nil
 }
 
 // appendGroup adds MDATA msn to the group datagram, sending it first if
 // the frame would not fit.
 func (p *Publisher) appendGroup(msn window.Seq, msg []byte, flags uint16) error {
+	return p.appendGroupAt(msn, msg, flags, p.st.History().Oldest())
+}
+
+// appendGroupAt is appendGroup with the frame's oldest MSN given.
+func (p *Publisher) appendGroupAt(msn window.Seq, msg []byte, flags uint16, oldest window.Seq) error {
 	if len(p.out)+frameOverhead+len(msg)+3 > p.cfg.MaxDatagram && len(p.out) > 0 {
 		if err := p.flushGroup(); err != nil {
 			return err
 		}
 	}
-	p.out = p.appendMData(p.out, msn, msg, flags)
+	p.out = p.appendMDataAt(p.out, msn, msg, flags, oldest)
 	return nil
 }
 
 func (p *Publisher) appendMData(dst []byte, msn window.Seq, msg []byte, flags uint16) []byte {
+	return p.appendMDataAt(dst, msn, msg, flags, p.st.History().Oldest())
+}
+
+func (p *Publisher) appendMDataAt(dst []byte, msn window.Seq, msg []byte, flags uint16, oldest window.Seq) []byte {
 	if pad := len(dst) % 4; pad != 0 {
 		dst = append(dst, make([]byte, 4-pad)...)
 	}
 	f := wire.Frame{ID: p.cfg.Channel, Seq: uint32(msn), Ack: p.epoch, Port: p.tr.LocalPort(),
-		Type: wire.TypeMData, Flags: flags, Arg: uint32(p.st.History().Oldest())}
+		Type: wire.TypeMData, Flags: flags, Arg: uint32(oldest)}
 	out, err := wire.Append(dst, &f, nil, msg)
 	if err != nil {
 		panic(err) // sizes are checked by Config and Publish
@@ -261,7 +279,8 @@ func (p *Publisher) sendHeartbeat(port uint32, flags uint16) error {
 	h := p.st.History()
 	f := wire.Frame{ID: p.cfg.Channel, Seq: uint32(h.Next()), Ack: p.epoch, Port: p.tr.LocalPort(),
 		Type: wire.TypeHeartbeat, Flags: flags, Arg: uint32(h.Oldest())}
-	body := wire.AppendHeartbeat(nil, wire.Heartbeat{Window: uint32(p.cfg.History), MaxMessage: uint32(p.cfg.MaxMessage), MaxDatagram: uint32(p.cfg.MaxDatagram)})
+	body := wire.AppendHeartbeat(nil, wire.Heartbeat{Window: uint32(p.cfg.History), MaxMessage: uint32(p.cfg.MaxMessage),
+		MaxDatagram: uint32(p.cfg.MaxDatagram), Keepalive: uint32(max(1, p.cfg.SubscriberTimeout.Microseconds()/4))})
 	b, err := wire.Append(nil, &f, body, nil)
 	if err != nil {
 		panic(err)
@@ -272,6 +291,27 @@ func (p *Publisher) sendHeartbeat(port uint32, flags uint16) error {
 	}
 	p.stats.heartbeats.Add(1)
 	return p.groupErr(p.tr.Send(transport.Addr{Group: p.cfg.Group}, b))
+}
+
+// evict tells a dropped subscriber and remembers it for 2 ×
+// SubscriberTimeout, so that its late reports get the same EVICT instead
+// of registering it again (an EVICT can be lost: a full queue refuses it).
+func (p *Publisher) evict(port uint32, pos window.Seq, reason uint32, now time.Duration) {
+	delete(p.creds, port)
+	p.st.Remove(port)
+	p.stats.evicted.Add(1)
+	p.stats.evictedBy[min(reason, uint32(len(p.stats.evictedBy)-1))].Add(1)
+	if len(p.evictedPorts) >= 4096 {
+		for k, v := range p.evictedPorts {
+			if now-v.at >= 2*p.cfg.SubscriberTimeout {
+				delete(p.evictedPorts, k)
+			}
+		}
+	}
+	if len(p.evictedPorts) < 4096 {
+		p.evictedPorts[port] = evictedPort{at: now, reason: reason}
+	}
+	p.sendEvict(port, pos, reason)
 }
 
 func (p *Publisher) sendEvict(port uint32, pos window.Seq, reason uint32) {

@@ -75,8 +75,7 @@ func (p *Publisher) frame(port uint32, creds transport.Creds, f *wire.Parsed, no
 	if !p.allowed(port, creds) {
 		p.rej.add(rejRefused)
 		if f.Header.Type == wire.TypeStatus && p.limiter.AllowN(p.start.Add(now), 1) {
-			p.stats.evicted.Add(1)
-			p.sendEvict(port, window.Seq(f.Seq), uint32(EvictRefused))
+			p.evict(port, window.Seq(f.Seq), uint32(EvictRefused), now)
 		}
 		return
 	}
@@ -161,8 +160,7 @@ func (p *Publisher) onStatus(port uint32, creds transport.Creds, f *wire.Parsed,
 		delete(p.creds, port)
 	case repair.StatusRefused:
 		p.rej.add(rejRefused)
-		p.stats.evicted.Add(1)
-		p.sendEvict(port, window.Seq(f.Seq), uint32(EvictRefused))
+		p.evict(port, window.Seq(f.Seq), uint32(EvictRefused), now)
 	case repair.StatusStale:
 		p.rej.add(rejStatusUnsent)
 	}

@@ -1,7 +1,6 @@
 package multicast
 
 import (
-	"errors"
 	"sync"
 
 	"github.com/cnlink/cnlink/transport"
@@ -40,9 +39,9 @@ func (r *rxReader) run() {
 		p, err := r.tr.Receive(rb.b)
 		if err != nil {
 			r.pool.Put(rb)
-			if !errors.Is(err, transport.ErrClosed) {
-				r.err = err
-			}
+			// Closed under us (by whoever else holds the transport), or
+			// failed: either ends the owner, which says which.
+			r.err = err
 			return
 		}
 		rb.p = p

@@ -59,13 +59,18 @@ type Subscriber struct {
 	statusReq bool
 	sentOnce  bool
 	retryAt   time.Duration // a send met EAGAIN: not before
+	keepalive time.Duration // STATUS at least this often: the publisher's (heartbeat), or ours
 	fin       bool
 	finAt     uint32
 	fail      error // end after delivering what is ready
 	next      Message
 	haveNext  bool
-	out       []byte
-	wr        []wireRange
+	// deliveredAny: a message was taken for delivery; until then a lost
+	// start is restarted, not reported.
+	deliveredAny bool
+	confirmed    bool // the publisher answered our registration
+	out          []byte
+	wr           []wireRange
 
 	// What the socket's receive queue holds, to announce a window the
 	// kernel will not overrun (as Aeron sizes a receiver window by
@@ -120,13 +125,14 @@ func Subscribe(tr transport.Transport, cfg SubscriberConfig) (*Subscriber, error
 		return nil, fmt.Errorf("%w: joining group %d: %w", ErrTransport, c.Group, err)
 	}
 	s := &Subscriber{
-		tr:       tr,
-		cfg:      c,
-		start:    time.Now(),
-		recv:     make(chan Message, c.RecvBuffer),
-		done:     make(chan struct{}),
-		closeCh:  make(chan struct{}),
-		register: !c.NoRegister,
+		tr:        tr,
+		cfg:       c,
+		start:     time.Now(),
+		recv:      make(chan Message, c.RecvBuffer),
+		done:      make(chan struct{}),
+		closeCh:   make(chan struct{}),
+		register:  !c.NoRegister,
+		keepalive: c.KeepaliveInterval,
 		st: repair.NewSubscriber(repair.SubscriberConfig{
 			Window: c.Window, NakDelay: c.NakDelay, NakMax: c.NakMax, Seed: c.Seed,
 		}),
@@ -138,6 +144,7 @@ func Subscribe(tr transport.Transport, cfg SubscriberConfig) (*Subscriber, error
 	}
 	s.pubMaxDatagram, s.avgFrame = DefaultMaxDatagram, frameOverhead+256
 	s.rd = newRxReader(tr, MaxDatagramLimit, 16)
+	_, _ = registerSubscriberMetrics(c.MeterProvider, s) // unregisters itself when s ends
 	go s.rd.run()
 	go s.run()
 	return s, nil

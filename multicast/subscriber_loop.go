@@ -89,7 +89,7 @@ func (s *Subscriber) deliver() {
 				return
 			}
 			s.next = Message{MSN: uint32(d.MSN), Data: d.Data, Lost: d.Lost}
-			s.haveNext = true
+			s.haveNext, s.deliveredAny = true, true
 		}
 		select {
 		case s.recv <- s.next:
@@ -128,7 +128,7 @@ func (s *Subscriber) statusDue(now time.Duration) time.Duration {
 	case pos != s.statusPos:
 		return max(s.statusAt+s.cfg.StatusInterval, s.retryAt)
 	}
-	return max(s.statusAt+s.cfg.KeepaliveInterval, s.retryAt)
+	return max(s.statusAt+s.keepalive, s.retryAt)
 }
 
 func (s *Subscriber) turn(now time.Duration) (bool, error) {
@@ -145,6 +145,14 @@ func (s *Subscriber) turn(now time.Duration) (bool, error) {
 		return false, nil
 	}
 	if s.fin && s.st.Started() && uint32(s.st.Position()) == s.finAt && !s.haveNext {
+		// Everything delivered: confirm the end (the publisher waits for
+		// registered subscribers' LEAVE before it goes).
+		s.leave()
+		if n := s.st.PendingLost(); n > 0 {
+			// Lost at the tail: no message is left to carry Message.Lost.
+			s.stats.lost.Add(n)
+			return true, &LostError{First: s.finAt - uint32(n), Resume: s.finAt, Count: n}
+		}
 		return true, nil
 	}
 	if s.pinned && now-s.heard >= s.cfg.PublisherTimeout {
@@ -159,10 +167,13 @@ func (s *Subscriber) turn(now time.Duration) (bool, error) {
 		}
 	}
 	if s.pinned && s.register && s.statusDue(now) <= now {
-		if err := s.sendStatus(0); err != nil {
+		sent, err := s.sendStatus(0)
+		if err != nil {
 			return true, err
 		}
-		s.statusAt, s.statusReq, s.sentOnce = now, false, true
+		if sent {
+			s.statusAt, s.statusReq, s.sentOnce = now, false, true
+		}
 	}
 	return false, nil
 }
@@ -186,14 +197,14 @@ func (s *Subscriber) sendNak(rs []window.Range, tail bool, tailStart window.Seq)
 		panic(err)
 	}
 	s.out = b
-	if err := s.send(b); err != nil {
-		return err
+	sent, err := s.send(b)
+	if sent {
+		s.stats.naks.Add(1)
 	}
-	s.stats.naks.Add(1)
-	return nil
+	return err
 }
 
-func (s *Subscriber) sendStatus(flags uint16) error {
+func (s *Subscriber) sendStatus(flags uint16) (sent bool, err error) {
 	f := wire.Frame{ID: s.cfg.Channel, Seq: uint32(s.st.Position()), Ack: s.epoch + 1, Port: s.tr.LocalPort(),
 		Type: wire.TypeStatus, Flags: flags, Arg: uint32(s.window())}
 	b, err := wire.Append(s.out[:0], &f, nil, nil)
@@ -201,38 +212,38 @@ func (s *Subscriber) sendStatus(flags uint16) error {
 		panic(err)
 	}
 	s.out = b
-	if err := s.send(b); err != nil {
-		return err
+	if sent, err = s.send(b); !sent {
+		return false, err
 	}
 	s.statusPos = f.Seq
 	s.announced = int(f.Arg)
 	s.stats.statuses.Add(1)
 	s.stats.registered.Store(s.register)
-	return nil
+	return true, nil
 }
 
 // send unicasts to the publisher. EAGAIN delays the next send; EPERM
 // makes this an unprivileged subscriber (loss reported, not repaired);
 // ECONNREFUSED means the publisher is gone.
-func (s *Subscriber) send(b []byte) error {
-	err := s.tr.Send(transport.Addr{Port: s.pubPort}, b)
+func (s *Subscriber) send(b []byte) (sent bool, err error) {
+	err = s.tr.Send(transport.Addr{Port: s.pubPort}, b)
 	switch {
 	case err == nil:
-		return nil
+		return true, nil
 	case errors.Is(err, transport.ErrPeerBusy):
 		s.stats.sendBusy.Add(1)
 		s.retryAt = s.now() + time.Millisecond
-		return nil
+		return false, nil
 	case errors.Is(err, transport.ErrPermission), errors.Is(err, errEPERM):
 		s.register = false
 		s.st.SetNoRepair()
 		s.stats.unprivileged.Store(true)
 		s.stats.registered.Store(false)
-		return nil
+		return false, nil
 	case errors.Is(err, transport.ErrPeerGone):
-		return fmt.Errorf("%w: port %d has no socket", ErrPublisherGone, s.pubPort)
+		return false, fmt.Errorf("%w: port %d has no socket", ErrPublisherGone, s.pubPort)
 	}
-	return fmt.Errorf("%w: %w", ErrTransport, err)
+	return false, fmt.Errorf("%w: %w", ErrTransport, err)
 }
 
 // window is what this subscriber announces: its reorder buffer, or less if
@@ -264,7 +275,7 @@ func abs(x int) int {
 // leave tells the publisher we go, if it waits for us.
 func (s *Subscriber) leave() {
 	if s.pinned && s.register && s.sentOnce {
-		_ = s.sendStatus(wire.FlagLeave)
+		_, _ = s.sendStatus(wire.FlagLeave)
 	}
 }
 
@@ -297,7 +308,10 @@ func (s *Subscriber) handle(rb *rxBuf, now time.Duration) error {
 	case pk.Group != 0 && pk.Group != s.cfg.Group:
 		s.rej.add(rejMulticast)
 		return nil
-	case pk.From == 0 || !s.accepts(pk.From, pk.Creds):
+	case pk.From == 0 || (s.cfg.Publisher != 0 && pk.From != s.cfg.Publisher):
+		s.rej.add(rejPublisher)
+		return nil
+	case s.cfg.AcceptPublisher != nil && !s.cfg.AcceptPublisher(pk.From, pk.Creds):
 		s.rej.add(rejCredentials)
 		return nil
 	}
@@ -329,14 +343,6 @@ func (s *Subscriber) handle(rb *rxBuf, now time.Duration) error {
 	return nil
 }
 
-// accepts applies the configured publisher port and filter.
-func (s *Subscriber) accepts(port uint32, creds transport.Creds) bool {
-	if s.cfg.Publisher != 0 && port != s.cfg.Publisher {
-		return false
-	}
-	return s.cfg.AcceptPublisher == nil || s.cfg.AcceptPublisher(port, creds)
-}
-
 // frame applies checks 8 to 19 of §16.8.2.
 func (s *Subscriber) frame(pk *transport.Packet, f *wire.Parsed, now time.Duration) error {
 	t := f.Header.Type
@@ -353,7 +359,7 @@ func (s *Subscriber) frame(pk *transport.Packet, f *wire.Parsed, now time.Durati
 	}
 	if t != wire.TypeEvict {
 		if t == wire.TypeHeartbeat {
-			if _, err := wire.ParseHeartbeat(f.Body); err != nil {
+			if h, err := wire.ParseHeartbeat(f.Body); err != nil || h.Window == 0 || h.Keepalive == 0 {
 				s.rej.add(rejMalformed)
 				return nil
 			}
@@ -384,7 +390,9 @@ func (s *Subscriber) frame(pk *transport.Packet, f *wire.Parsed, now time.Durati
 	}
 	if f.Ack != s.epoch {
 		s.rej.add(rejEpoch)
-		if t == wire.TypeEvict {
+		if t == wire.TypeEvict || s.fin {
+			// After the FIN the old stream is whole: a new one on the
+			// same port does not take it away.
 			return nil
 		}
 		return fmt.Errorf("%w: port %d changed epoch %d -> %d", ErrPublisherRestarted, s.pubPort, s.epoch, f.Ack)
@@ -403,14 +411,20 @@ func (s *Subscriber) frame(pk *transport.Packet, f *wire.Parsed, now time.Durati
 		return &EvictedError{Reason: EvictReason(f.Header.Arg), Position: uint32(s.st.Position()), Newest: uint32(s.st.Known())}
 	case wire.TypeHeartbeat:
 		s.st.OnHeartbeat(window.Seq(f.Seq), oldest, now)
-		if h, err := wire.ParseHeartbeat(f.Body); err == nil && h.MaxDatagram >= minDatagram && h.MaxDatagram <= MaxDatagramLimit {
+		h, _ := wire.ParseHeartbeat(f.Body) // checked above
+		if h.MaxDatagram >= minDatagram && h.MaxDatagram <= MaxDatagramLimit {
 			s.pubMaxDatagram = int(h.MaxDatagram)
 		}
+		s.keepalive = min(s.cfg.KeepaliveInterval, time.Duration(h.Keepalive)*time.Microsecond)
 		if f.Header.Flags&wire.FlagFin != 0 {
 			s.fin, s.finAt = true, f.Seq
 		}
 		if f.Header.Flags&wire.FlagStatusReq != 0 {
 			s.statusReq = true
+		}
+		if pk.Group == 0 {
+			// A unicast heartbeat answers our registration.
+			s.confirmed = true
 		}
 		return nil
 	}
@@ -443,6 +457,14 @@ func (s *Subscriber) checkLoss() {
 		return
 	}
 	resume := s.st.Oldest()
+	if !s.deliveredAny && !s.haveNext && s.register && !s.confirmed {
+		// Nothing delivered yet, and the publisher has not answered our
+		// registration: our start went before it knew about us (a late
+		// join, or FromOldest). Start again from what it still holds,
+		// where it registers us; nothing was promised before that.
+		s.st.Restart(resume)
+		return
+	}
 	if s.cfg.OnLoss == Continue || s.stats.unprivileged.Load() {
 		s.st.SkipTo(resume) // counted as delivered with Message.Lost
 		return

@@ -466,7 +466,7 @@ func TestMetricsLibraryHasNoSDK(t *testing.T) {
 	if err != nil {
 		t.Skipf("no go command to list the dependencies with: %v", err)
 	}
-	pkgs := []string{"./reliable", "./transport/...", "./window", "./retry", "./loss", "./internal/wire", "./proc", "./discover", "."}
+	pkgs := []string{"./reliable", "./transport/...", "./window", "./retry", "./loss", "./internal/wire", "./proc", "./discover", "./multicast", "./repair", "."}
 	cmd := exec.Command(goBin, append([]string{"list", "-deps"}, pkgs...)...)
 	cmd.Dir = ".."
 	out, err := cmd.Output()

@@ -20,6 +20,7 @@ type History struct {
 	mask  uint32
 	first window.Seq // Oldest
 	next  window.Seq
+	isn   window.Seq // the first MSN ever
 	bytes int
 }
 
@@ -30,7 +31,7 @@ func NewHistory(isn window.Seq, maxMsgs, maxBytes int) *History {
 		panic("repair: NewHistory limits must be positive")
 	}
 	n := min(16, ceilPow2(maxMsgs))
-	return &History{maxMsgs: maxMsgs, maxBytes: maxBytes, ring: make([][]byte, n), mask: uint32(n - 1), first: isn, next: isn}
+	return &History{maxMsgs: maxMsgs, maxBytes: maxBytes, ring: make([][]byte, n), mask: uint32(n - 1), first: isn, next: isn, isn: isn}
 }
 
 func ceilPow2(n int) int {
@@ -124,9 +125,17 @@ func (h *History) Contains(msn window.Seq) bool {
 	return h.first.LessEq(msn) && msn.Less(h.next)
 }
 
-// Sent reports whether msn was ever pushed, as far as serial arithmetic
-// can tell: it lies before Next and no more than 2^31 before it.
-func (h *History) Sent(msn window.Seq) bool { return msn.Less(h.next) }
+// Sent reports whether msn was ever pushed: it lies in [ISN, Next) while
+// fewer than 2^31 messages were pushed, and before Next (serially) after.
+func (h *History) Sent(msn window.Seq) bool {
+	if !msn.Less(h.next) {
+		return false
+	}
+	if h.next.Sub(h.isn) >= 0 && uint32(h.next-h.isn) < 1<<31 {
+		return h.isn.LessEq(msn)
+	}
+	return true
+}
 
 func (h *History) grow() {
 	n := min(2*len(h.ring), ceilPow2(h.maxMsgs))

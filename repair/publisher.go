@@ -208,6 +208,23 @@ func (p *Publisher) member(port uint32, now time.Duration) *Member {
 	return m
 }
 
+// dropRepairOnly makes room for a registration by forgetting the
+// unregistered port heard from least recently (its queued repairs with
+// it: it asks again): ports that only NAK must not keep subscribers out.
+func (p *Publisher) dropRepairOnly() bool {
+	var victim *Member
+	for _, m := range p.order {
+		if !m.Registered && (victim == nil || m.LastHeard < victim.LastHeard) {
+			victim = m
+		}
+	}
+	if victim == nil {
+		return false
+	}
+	p.Remove(victim.Port)
+	return true
+}
+
 // Remove forgets port.
 func (p *Publisher) Remove(port uint32) {
 	m := p.members[port]
@@ -245,6 +262,9 @@ func (p *Publisher) OnStatus(port uint32, pos window.Seq, win int, leave bool, n
 		return StatusStale
 	}
 	m := p.member(port, now)
+	if m == nil && p.dropRepairOnly() {
+		m = p.member(port, now)
+	}
 	if m == nil {
 		return StatusRefused
 	}
@@ -276,11 +296,11 @@ func (p *Publisher) OnStatus(port uint32, pos window.Seq, win int, leave bool, n
 func (p *Publisher) OnNak(port uint32, ranges []window.Range, tail bool, tailStart window.Seq, now time.Duration) NakVerdict {
 	next, old := p.hist.Next(), p.hist.Oldest()
 	for _, r := range ranges {
-		if r.End.Less(r.Start) || !r.End.Less(next) {
+		if r.End.Less(r.Start) || !p.hist.Sent(r.Start) || !p.hist.Sent(r.End) {
 			return NakUnsent
 		}
 	}
-	if tail && next.Less(tailStart) {
+	if tail && (next.Less(tailStart) || (tailStart != next && !p.hist.Sent(tailStart))) {
 		return NakUnsent
 	}
 	m := p.member(port, now)
@@ -328,8 +348,15 @@ func (p *Publisher) PlanMulticast(now time.Duration, dst []window.Range) []windo
 	}
 	old := p.hist.Oldest()
 	var evs []ev
+	registered := 0
 	for _, m := range p.order {
 		m.Pending.RemoveBelow(old)
+		if !m.Registered {
+			// Only registered subscribers count: a port that merely
+			// NAKs cannot make the publisher multicast to the group.
+			continue
+		}
+		registered++
 		for i := 0; i < m.Pending.Len(); i++ {
 			r := m.Pending.At(i)
 			evs = append(evs, ev{r.Start.Sub(old), 1}, ev{r.End.Sub(old) + 1, -1})
@@ -338,7 +365,7 @@ func (p *Publisher) PlanMulticast(now time.Duration, dst []window.Range) []windo
 	// On one host a multicast costs the kernel a copy per member, wanted
 	// or not, and a duplicate costs each subscriber that did not want it:
 	// multicast only what at least half the subscribers miss.
-	need := max(p.cfg.MulticastMin, (len(p.order)+1)/2)
+	need := max(p.cfg.MulticastMin, (registered+1)/2)
 	if len(evs) < 2*need {
 		return dst
 	}

@@ -160,10 +160,28 @@ func TestPublisherMaxSubscribers(t *testing.T) {
 	pushN(t, p, 4)
 	p.OnStatus(1, 0, 8, false, 0)
 	p.OnNak(2, []window.Range{{Start: 1, End: 1}}, false, 0, 0)
-	if r := p.OnStatus(3, 0, 8, false, 0); r != StatusRefused {
-		t.Fatalf("third: %v", r)
+	// A registration takes the place of a port that only NAKs.
+	if r := p.OnStatus(3, 0, 8, false, 0); r != StatusRegistered || p.Member(2) != nil {
+		t.Fatalf("third: %v, NAK-only member kept: %v", r, p.Member(2) != nil)
 	}
-	if v := p.OnNak(4, []window.Range{{Start: 1, End: 1}}, false, 0, 0); v != NakNoRoom {
-		t.Fatalf("NAK from a fourth: %v", v)
+	if r := p.OnStatus(4, 0, 8, false, 0); r != StatusRefused {
+		t.Fatalf("fourth: %v", r)
+	}
+	if v := p.OnNak(5, []window.Range{{Start: 1, End: 1}}, false, 0, 0); v != NakNoRoom {
+		t.Fatalf("NAK from a fifth: %v", v)
+	}
+}
+
+func TestPublisherNakBeforeFirst(t *testing.T) {
+	p := NewPublisher(1000, PublisherConfig{History: 100})
+	pushN(t, p, 10)
+	if v := p.OnNak(9, []window.Range{{Start: 990, End: 1001}}, false, 0, 0); v != NakUnsent {
+		t.Fatalf("NAK before the first MSN: %v", v)
+	}
+	if v := p.OnNak(9, nil, true, 999, 0); v != NakUnsent {
+		t.Fatalf("tail before the first MSN: %v", v)
+	}
+	if v := p.OnNak(9, nil, true, 1010, 0); v != NakQueued {
+		t.Fatalf("tail at Next: %v", v)
 	}
 }

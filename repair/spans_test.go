@@ -47,7 +47,7 @@ func TestSpansModel(t *testing.T) {
 					if s.At(i).End.Less(s.At(i).Start) {
 						t.Fatalf("range %v reversed", s.At(i))
 					}
-					if i > 0 && !s.At(i - 1).End.Add(1).Less(s.At(i).Start) {
+					if i > 0 && !s.At(i-1).End.Add(1).Less(s.At(i).Start) {
 						t.Fatalf("ranges %v %v overlap or touch", s.At(i-1), s.At(i))
 					}
 				}

@@ -78,10 +78,10 @@ type Subscriber struct {
 	// the gap (the publisher went quiet), the NAK due after NakDelay asks
 	// for the open tail.
 	urgent, dataSince bool
-	progressAt     window.Seq
-	hi             window.Seq // highest MSN accepted (valid with hasHi)
-	hasHi          bool
-	missing        []window.Range
+	progressAt        window.Seq
+	hi                window.Seq // highest MSN accepted (valid with hasHi)
+	hasHi             bool
+	missing           []window.Range
 }
 
 // NewSubscriber returns a Subscriber that has not seen the stream yet.
@@ -378,5 +378,31 @@ func (s *Subscriber) SetNoRepair() {
 	}
 }
 
+// PendingLost returns the loss counted but not yet reported on a
+// delivery (the stream may end before another message comes to carry it).
+func (s *Subscriber) PendingLost() uint64 { return s.lost }
+
 // Oldest returns the publisher's oldest retained MSN as last heard.
 func (s *Subscriber) Oldest() window.Seq { return s.oldest }
+
+// Restart moves the start of the stream to at, before anything was
+// delivered: what is held from at on is kept, the rest forgotten, and
+// nothing is reported lost (a subscriber that joined late and found its
+// start already gone starts again at the publisher's oldest message).
+func (s *Subscriber) Restart(at window.Seq) {
+	var keep []item
+	s.rx.Drain(func(it item) {
+		if !it.msn.Less(at) {
+			keep = append(keep, it)
+		}
+	})
+	s.skipped, s.lost = nil, 0
+	s.rx = window.NewReceiver[item](at, window.ReceiverConfig{Window: s.cfg.Window})
+	for _, it := range keep {
+		s.rx.Push(it.msn, it)
+	}
+	if s.known.Less(at) {
+		s.known = at
+	}
+	s.progressAt = s.rx.Cum()
+}

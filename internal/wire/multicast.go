@@ -23,14 +23,18 @@ const (
 )
 
 // HeartbeatLen is the size of a Heartbeat body.
-const HeartbeatLen = 12
+const HeartbeatLen = 16
 
 // Heartbeat is the body of a HEARTBEAT: the publisher's limits, so that a
 // subscriber can size its buffers before the first message.
 type Heartbeat struct {
-	Window      uint32 // messages of history: what a registered subscriber must buffer beyond its position
+	Window      uint32 // messages of history (PROTOCOL.md §16.4.2)
 	MaxMessage  uint32 // largest message the publisher sends
 	MaxDatagram uint32 // largest datagram the publisher sends
+	// Keepalive is the longest a registered subscriber may go without a
+	// STATUS, in microseconds: the publisher drops one silent for four
+	// times as long.
+	Keepalive uint32
 }
 
 // AppendHeartbeat appends the encoded body.
@@ -39,6 +43,7 @@ func AppendHeartbeat(dst []byte, h Heartbeat) []byte {
 	ne.PutUint32(b[0:], h.Window)
 	ne.PutUint32(b[4:], h.MaxMessage)
 	ne.PutUint32(b[8:], h.MaxDatagram)
+	ne.PutUint32(b[12:], h.Keepalive)
 	return append(dst, b[:]...)
 }
 
@@ -51,6 +56,7 @@ func ParseHeartbeat(b []byte) (Heartbeat, error) {
 		Window:      ne.Uint32(b[0:]),
 		MaxMessage:  ne.Uint32(b[4:]),
 		MaxDatagram: ne.Uint32(b[8:]),
+		Keepalive:   ne.Uint32(b[12:]),
 	}, nil
 }
 

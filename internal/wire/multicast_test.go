@@ -23,7 +23,7 @@ func TestMulticastRoundTrip(t *testing.T) {
 		var hb Heartbeat
 		switch f.Type {
 		case TypeHeartbeat:
-			hb = Heartbeat{Window: r.Uint32(), MaxMessage: r.Uint32(), MaxDatagram: r.Uint32()}
+			hb = Heartbeat{Window: r.Uint32(), MaxMessage: r.Uint32(), MaxDatagram: r.Uint32(), Keepalive: r.Uint32()}
 			body = AppendHeartbeat(nil, hb)
 			if len(body) != HeartbeatLen {
 				t.Fatalf("heartbeat body is %d bytes", len(body))
@@ -76,11 +76,12 @@ func TestMulticastRoundTrip(t *testing.T) {
 // The bodies' layout is the one §16.2 gives: fields at their offsets, in
 // native byte order, the Nak's reserved bytes zero.
 func TestMulticastBodyLayout(t *testing.T) {
-	hb := AppendHeartbeat([]byte{0xee}, Heartbeat{Window: 0x01020304, MaxMessage: 0x05060708, MaxDatagram: 0x090a0b0c})
+	hb := AppendHeartbeat([]byte{0xee}, Heartbeat{Window: 0x01020304, MaxMessage: 0x05060708, MaxDatagram: 0x090a0b0c, Keepalive: 0x0d0e0f10})
 	want := []byte{0xee}
 	want = ne.AppendUint32(want, 0x01020304)
 	want = ne.AppendUint32(want, 0x05060708)
 	want = ne.AppendUint32(want, 0x090a0b0c)
+	want = ne.AppendUint32(want, 0x0d0e0f10)
 	if !bytes.Equal(hb, want) {
 		t.Errorf("heartbeat %x, want %x (appended after the existing byte)", hb, want)
 	}
@@ -170,14 +171,14 @@ func countBody(n, m int) []byte {
 }
 
 func TestParseHeartbeat(t *testing.T) {
-	full := AppendHeartbeat(nil, Heartbeat{1, 2, 3})
+	full := AppendHeartbeat(nil, Heartbeat{1, 2, 3, 4})
 	for n := range HeartbeatLen {
 		if _, err := ParseHeartbeat(full[:n]); !errors.Is(err, ErrBody) {
 			t.Errorf("%d bytes: %v, want ErrBody", n, err)
 		}
 	}
 	h, err := ParseHeartbeat(append(full, 0xff, 0xff, 0xff, 0xff))
-	if err != nil || h != (Heartbeat{1, 2, 3}) {
+	if err != nil || h != (Heartbeat{1, 2, 3, 4}) {
 		t.Errorf("trailing bytes: %+v, %v", h, err)
 	}
 }
@@ -211,7 +212,7 @@ func TestMulticastNames(t *testing.T) {
 		{uint32(FlagRepair), 0x10, "REPAIR"}, {uint32(FlagTail), 0x20, "TAIL"}, {uint32(FlagLeave), 0x40, "LEAVE"},
 		{uint32(FlagFin), 0x2, "FIN"}, {uint32(FlagStatusReq), 0x4, "STATUS_REQ"},
 		{EvictTimeout, 1, "evict timeout"}, {EvictLaggard, 2, "evict laggard"}, {EvictRefused, 3, "evict refused"}, {EvictClosing, 4, "evict aborted"},
-		{HeartbeatLen, 12, "Heartbeat length"}, {NakFixedLen, 4, "Nak fixed length"},
+		{HeartbeatLen, 16, "Heartbeat length"}, {NakFixedLen, 4, "Nak fixed length"},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s is %#x, the document says %#x", c.name, c.got, c.want)
@@ -234,7 +235,7 @@ func TestMulticastNames(t *testing.T) {
 // consumed (with the reserved fields, which receivers ignore, as zero).
 func FuzzMulticastBodies(f *testing.F) {
 	f.Add([]byte{})
-	f.Add(AppendHeartbeat(nil, Heartbeat{4096, 16384, 65536}))
+	f.Add(AppendHeartbeat(nil, Heartbeat{4096, 16384, 65536, 500000}))
 	f.Add(AppendNak(nil, []Range{{1, 2}, {5, 9}}))
 	f.Add(AppendNak(nil, make([]Range, MaxRanges)))
 	f.Add(countBody(MaxRanges+1, MaxRanges+1))

@@ -108,7 +108,7 @@ func multicastExamples() []protocolExample {
 			payload: []byte("hello")},
 		{name: "heartbeat",
 			frame: Frame{ID: streamCh, Seq: N, Ack: E, Port: pub, Type: TypeHeartbeat, Flags: FlagFin, Arg: O},
-			body:  AppendHeartbeat(nil, Heartbeat{Window: 4096, MaxMessage: 16384, MaxDatagram: 65536})},
+			body:  AppendHeartbeat(nil, Heartbeat{Window: 4096, MaxMessage: 16384, MaxDatagram: 65536, Keepalive: 500000})},
 		{name: "nak",
 			frame: Frame{ID: streamCh, Seq: O + 1, Ack: E + 1, Port: sub, Type: TypeNak, Flags: FlagTail, Arg: O + 6},
 			body:  AppendNak(nil, []Range{{Start: O + 1, End: O + 1}, {Start: O + 3, End: O + 4}})},

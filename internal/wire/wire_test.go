@@ -159,7 +159,7 @@ func FuzzParse(f *testing.F) {
 		case TypeAck:
 			body = AppendAck(nil, &Ack{Limit: 9, Ranges: []Range{{3, 4}, {6, 7}}})
 		case TypeHeartbeat:
-			body = AppendHeartbeat(nil, Heartbeat{4096, 16384, 65536})
+			body = AppendHeartbeat(nil, Heartbeat{4096, 16384, 65536, 500000})
 		case TypeNak:
 			body = AppendNak(nil, []Range{{3, 4}, {6, 7}})
 		}
