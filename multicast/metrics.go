@@ -53,6 +53,7 @@ const (
 	attrRole       = attribute.Key("cnlink.multicast.role")
 	attrNakOutcome = attribute.Key("cnlink.multicast.nak.outcome")
 	attrRepairMode = attribute.Key("cnlink.multicast.repair.mode")
+	attrEvict      = attribute.Key("cnlink.multicast.evict.reason")
 	attrReject     = attribute.Key("cnlink.reject.reason")
 )
 
@@ -72,7 +73,18 @@ const (
 	descPeerBusy = "Unicast sends refused with EAGAIN and retried later: publisher: repair datagrams; subscriber: NAK and STATUS frames"
 	descStatus   = "STATUS frames (position reports): publisher: handled; subscriber: sent"
 	descRejected = "Datagrams and frames dropped on receipt, by reason (docs/PROTOCOL.md §16.8)"
+	descLag      = "Messages behind: subscriber: known to exist and not yet delivered (Known - Position); publisher: published and not yet delivered by the slowest registered subscriber (Next - Slowest)"
 )
+
+// Eviction reasons, the values of cnlink.multicast.evict.reason, in the
+// order of evictedByReason's results.
+var evictReasonNames = [...]string{"timeout", "laggard", "refused"}
+
+// evictedByReason splits a publisher's evictions by reason. (An abort's
+// EVICT 4 ends the publisher and is not counted.)
+func evictedByReason(st *PublisherStats) [len(evictReasonNames)]int64 {
+	return [...]int64{u(st.EvictedTimeout), u(st.EvictedLaggard), u(st.EvictedRefused)}
+}
 
 // metricsMeter returns the package's meter from mp (nil: the global
 // provider, a no-op until the application installs an SDK).
@@ -277,7 +289,7 @@ func registerPublisherMetrics(mp metric.MeterProvider, p *Publisher) (unregister
 	registered := f.counter("cnlink.multicast.subscriber.registered", "{subscriber}",
 		"Subscriber registrations accepted (flow control now waits for them)")
 	evicted := f.counter("cnlink.multicast.subscriber.evicted", "{subscriber}",
-		"Subscribers dropped by the publisher: timed out, laggards, or registration refused")
+		"Subscribers dropped by the publisher with an EVICT, by reason: timeout (silent for SubscriberTimeout), laggard (LaggardTimeout), refused (registration refused: MaxSubscribers or Allow)")
 	active := f.updown("cnlink.multicast.subscriber.active", "{subscriber}",
 		"Subscribers registered now")
 	histUsage := f.updown("cnlink.multicast.history.usage", "{message}",
@@ -287,6 +299,7 @@ func registerPublisherMetrics(mp metric.MeterProvider, p *Publisher) (unregister
 	blocked := f.counter("cnlink.multicast.publish.blocked", "{publish}",
 		"Publish calls that had to wait for flow control (the queue was full)")
 	rejected := &rejectedObserver{inst: f.counter("cnlink.multicast.frame.rejected", "{frame}", descRejected)}
+	lag := f.gauge("cnlink.multicast.lag", "{message}", descLag)
 
 	base := baseAttrs(rolePublisher, p.cfg.Group, p.cfg.Channel, p.tr.LocalPort())
 	all := withAttrs(base)
@@ -296,6 +309,10 @@ func registerPublisherMetrics(mp metric.MeterProvider, p *Publisher) (unregister
 		nakO[i] = withAttrs(base, attrNakOutcome.String(name))
 	}
 	uniO, mcO := withAttrs(base, attrRepairMode.String("unicast")), withAttrs(base, attrRepairMode.String("multicast"))
+	var evictO [len(evictReasonNames)]metric.ObserveOption
+	for i, name := range evictReasonNames {
+		evictO[i] = withAttrs(base, attrEvict.String(name))
+	}
 	limit := int64(p.cfg.History)
 	var handledHi atomic.Int64
 	return f.register(func(_ context.Context, o metric.Observer) error {
@@ -312,12 +329,15 @@ func registerPublisherMetrics(mp metric.MeterProvider, p *Publisher) (unregister
 		o.ObserveInt64(busy, u(st.RepairBusy), all)
 		o.ObserveInt64(statuses, u(st.Statuses), all)
 		o.ObserveInt64(registered, u(st.Registered), all)
-		o.ObserveInt64(evicted, u(st.Evicted), all)
+		for i, v := range evictedByReason(&st) {
+			o.ObserveInt64(evicted, v, evictO[i])
+		}
 		o.ObserveInt64(active, int64(st.Subscribers), all)
 		o.ObserveInt64(histUsage, ahead(st.Next, st.Oldest), all)
 		o.ObserveInt64(histLimit, limit, all)
 		o.ObserveInt64(blocked, u(st.Blocked), all)
 		rejected.observe(o, st.RejectedBy, st.Rejected)
+		o.ObserveInt64(lag, ahead(st.Next, st.Slowest), all)
 		return nil
 	}, p.done)
 }
@@ -349,8 +369,7 @@ func registerSubscriberMetrics(mp metric.MeterProvider, s *Subscriber) (unregist
 	lost := f.counter("cnlink.multicast.message.lost", "{message}",
 		"Messages lost for good: reported as Message.Lost or a LostError, never delivered")
 	rejected := &rejectedObserver{inst: f.counter("cnlink.multicast.frame.rejected", "{frame}", descRejected)}
-	lag := f.gauge("cnlink.multicast.lag", "{message}",
-		"Messages known to exist and not yet delivered (Known - Position)")
+	lag := f.gauge("cnlink.multicast.lag", "{message}", descLag)
 	window := f.updown("cnlink.multicast.window.limit", "{message}",
 		"The reorder buffer in messages (SubscriberConfig.Window); the window announced may be smaller")
 

@@ -223,25 +223,28 @@ func values(ps map[string]point, port uint32) map[string]int64 {
 // publisherWant is what the publisher's series must report for st.
 func publisherWant(st PublisherStats, history int) map[string]int64 {
 	want := map[string]int64{
-		"cnlink.multicast.message.published":                                       int64(st.Published),
-		"cnlink.multicast.payload.published":                                       int64(st.Bytes),
-		"cnlink.multicast.datagram.count":                                          int64(st.Datagrams),
-		"cnlink.multicast.heartbeat.count":                                         int64(st.Heartbeats),
-		"cnlink.multicast.nak.received{cnlink.multicast.nak.outcome=handled}":      int64(st.Naks - st.NaksUnsent - st.NaksTooOld - st.NaksNoRoom),
-		"cnlink.multicast.nak.received{cnlink.multicast.nak.outcome=unsent}":       int64(st.NaksUnsent),
-		"cnlink.multicast.nak.received{cnlink.multicast.nak.outcome=too_old}":      int64(st.NaksTooOld),
-		"cnlink.multicast.nak.received{cnlink.multicast.nak.outcome=rate_limited}": int64(st.NaksRateLimited),
-		"cnlink.multicast.nak.received{cnlink.multicast.nak.outcome=no_room}":      int64(st.NaksNoRoom),
-		"cnlink.multicast.repair.sent{cnlink.multicast.repair.mode=unicast}":       int64(st.RepairsUnicast),
-		"cnlink.multicast.repair.sent{cnlink.multicast.repair.mode=multicast}":     int64(st.RepairsMulticast),
-		"cnlink.multicast.send.peer_busy":                                          int64(st.RepairBusy),
-		"cnlink.multicast.status.count":                                            int64(st.Statuses),
-		"cnlink.multicast.subscriber.registered":                                   int64(st.Registered),
-		"cnlink.multicast.subscriber.evicted":                                      int64(st.Evicted),
-		"cnlink.multicast.subscriber.active":                                       int64(st.Subscribers),
-		"cnlink.multicast.history.usage":                                           int64(int32(st.Next - st.Oldest)),
-		"cnlink.multicast.history.limit":                                           int64(history),
-		"cnlink.multicast.publish.blocked":                                         int64(st.Blocked),
+		"cnlink.multicast.message.published":                                         int64(st.Published),
+		"cnlink.multicast.payload.published":                                         int64(st.Bytes),
+		"cnlink.multicast.datagram.count":                                            int64(st.Datagrams),
+		"cnlink.multicast.heartbeat.count":                                           int64(st.Heartbeats),
+		"cnlink.multicast.nak.received{cnlink.multicast.nak.outcome=handled}":        int64(st.Naks - st.NaksUnsent - st.NaksTooOld - st.NaksNoRoom),
+		"cnlink.multicast.nak.received{cnlink.multicast.nak.outcome=unsent}":         int64(st.NaksUnsent),
+		"cnlink.multicast.nak.received{cnlink.multicast.nak.outcome=too_old}":        int64(st.NaksTooOld),
+		"cnlink.multicast.nak.received{cnlink.multicast.nak.outcome=rate_limited}":   int64(st.NaksRateLimited),
+		"cnlink.multicast.nak.received{cnlink.multicast.nak.outcome=no_room}":        int64(st.NaksNoRoom),
+		"cnlink.multicast.repair.sent{cnlink.multicast.repair.mode=unicast}":         int64(st.RepairsUnicast),
+		"cnlink.multicast.repair.sent{cnlink.multicast.repair.mode=multicast}":       int64(st.RepairsMulticast),
+		"cnlink.multicast.send.peer_busy":                                            int64(st.RepairBusy),
+		"cnlink.multicast.status.count":                                              int64(st.Statuses),
+		"cnlink.multicast.subscriber.registered":                                     int64(st.Registered),
+		"cnlink.multicast.subscriber.evicted{cnlink.multicast.evict.reason=timeout}": int64(st.EvictedTimeout),
+		"cnlink.multicast.subscriber.evicted{cnlink.multicast.evict.reason=laggard}": int64(st.EvictedLaggard),
+		"cnlink.multicast.subscriber.evicted{cnlink.multicast.evict.reason=refused}": int64(st.EvictedRefused),
+		"cnlink.multicast.lag":                                                       int64(int32(st.Next - st.Slowest)),
+		"cnlink.multicast.subscriber.active":                                         int64(st.Subscribers),
+		"cnlink.multicast.history.usage":                                             int64(int32(st.Next - st.Oldest)),
+		"cnlink.multicast.history.limit":                                             int64(history),
+		"cnlink.multicast.publish.blocked":                                           int64(st.Blocked),
 	}
 	rejectedWant(want, st.RejectedBy, st.Rejected)
 	return want
@@ -349,6 +352,10 @@ func TestMetricsMapping(t *testing.T) {
 	ps.subscribers.Store(5)
 	p.histOldest.Store(0xfffffff0) // across the wrap
 	p.histNext.Store(0x10)
+	p.histSlowest.Store(0xfffffffd)
+	for i := range ps.evictedBy {
+		ps.evictedBy[i].Store(uint64(3000 + 7*i))
+	}
 	ss := &s.stats
 	for i, c := range []*atomic.Uint64{&ss.received, &ss.delivered, &ss.bytes, &ss.duplicates, &ss.repaired,
 		&ss.outOfWindow, &ss.naks, &ss.statuses, &ss.overruns, &ss.lost, &s.rej[rejMalformed], &ss.sendBusy} {
@@ -381,6 +388,12 @@ func TestMetricsMapping(t *testing.T) {
 	}
 	if v := sw["cnlink.multicast.lag"]; v != 5 {
 		t.Errorf("lag across the wrap: %d, want 5", v)
+	}
+	if v := pw["cnlink.multicast.lag"]; v != 0x13 {
+		t.Errorf("publisher lag across the wrap: %d, want 19", v)
+	}
+	if st := p.Stats(); st.EvictedTimeout != 3007 || st.EvictedLaggard != 3014 || st.EvictedRefused != 3021 {
+		t.Errorf("evictions by reason %d %d %d, want 3007 3014 3021", st.EvictedTimeout, st.EvictedLaggard, st.EvictedRefused)
 	}
 
 	// A NAK counted in Naks but, for an instant, also seen in an outcome

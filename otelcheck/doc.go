@@ -2,8 +2,11 @@
 // instrumentation that need the OpenTelemetry SDK: the metrics of
 // package reliable checked against what really happened on the wire
 // under injected faults, the instruments registered checked against the
-// tables of docs/OBSERVABILITY.md, the instrumentation scope, and the
-// cost of metrics (benchmarks).
+// tables of docs/OBSERVABILITY.md (package multicast's too: a publisher
+// and subscribers over memnet with PublisherConfig.MeterProvider and
+// SubscriberConfig.MeterProvider, evictions by reason, the global provider
+// as the default), the instrumentation scope, and the cost of metrics
+// (benchmarks).
 //
 // It is a module of its own (github.com/cnlink/cnlink/otelcheck, with a
 // replace directive pointing at the repository root) so that the root

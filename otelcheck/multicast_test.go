@@ -2,6 +2,7 @@ package otelcheck
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sort"
 	"strings"
@@ -27,8 +28,7 @@ const multicastScope = "github.com/cnlink/cnlink/multicast"
 
 // multicastPoints collects once and returns the data points of the
 // multicast scope by series (name{k=v,...}, attributes sorted), and its
-// instruments as the docs table describes them. Other scopes are ignored:
-// the test goes through the global provider, which other tests use too.
+// instruments as the docs table describes them. Other scopes are ignored.
 func multicastPoints(t *testing.T, r *sdkmetric.ManualReader) (map[string]int64, map[string]instrument) {
 	t.Helper()
 	var rm metricdata.ResourceMetrics
@@ -128,16 +128,13 @@ func endpointPoints(points map[string]int64, port uint32) map[string]int64 {
 // a few values against Stats, and that the series go when the endpoints
 // end.
 //
-// It goes through the global provider (a nil MeterProvider in the
-// configurations means the global one), so that it compiles before and
-// after the configurations have a MeterProvider field; it skips while
-// NewPublisher and Subscribe do not register metrics.
+// The provider goes in through PublisherConfig.MeterProvider and
+// SubscriberConfig.MeterProvider; TestMulticastGlobalProvider checks the
+// nil default (the global provider).
 func TestMulticastInstrumentsDocumented(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		reader := sdkmetric.NewManualReader()
 		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-		otel.SetMeterProvider(mp)
-		defer otel.SetMeterProvider(metricnoop.NewMeterProvider())
 		defer mp.Shutdown(context.Background())
 
 		net := memnet.New(memnet.Config{ReadBuffer: 4 << 20})
@@ -145,7 +142,7 @@ func TestMulticastInstrumentsDocumented(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pub, err := multicast.NewPublisher(ptr, multicast.PublisherConfig{Group: 2})
+		pub, err := multicast.NewPublisher(ptr, multicast.PublisherConfig{Group: 2, MeterProvider: mp})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -157,7 +154,7 @@ func TestMulticastInstrumentsDocumented(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s, err := multicast.Subscribe(tr, multicast.SubscriberConfig{Group: 2, Publisher: pub.Port()})
+			s, err := multicast.Subscribe(tr, multicast.SubscriberConfig{Group: 2, Publisher: pub.Port(), MeterProvider: mp})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -193,19 +190,26 @@ func TestMulticastInstrumentsDocumented(t *testing.T) {
 
 		points, got := multicastPoints(t, reader)
 		if len(got) == 0 {
-			t.Skip("package multicast does not register metrics in NewPublisher and Subscribe yet")
+			t.Fatal("no multicast series: NewPublisher and Subscribe did not register metrics with the MeterProvider given")
 		}
 		compareInstruments(t, documented(t, "## Multicast (package `multicast`)"), got)
 
 		pst := pub.Stats()
 		pp := endpointPoints(points, pub.Port())
 		for name, want := range map[string]int64{
-			"cnlink.multicast.message.published":     n,
-			"cnlink.multicast.subscriber.active":     int64(len(subs)),
-			"cnlink.multicast.subscriber.registered": int64(pst.Registered),
-			"cnlink.multicast.datagram.count":        int64(pst.Datagrams),
-			"cnlink.multicast.history.usage":         int64(pst.Next - pst.Oldest),
+			"cnlink.multicast.message.published":                                         n,
+			"cnlink.multicast.subscriber.active":                                         int64(len(subs)),
+			"cnlink.multicast.subscriber.registered":                                     int64(pst.Registered),
+			"cnlink.multicast.datagram.count":                                            int64(pst.Datagrams),
+			"cnlink.multicast.history.usage":                                             int64(pst.Next - pst.Oldest),
+			"cnlink.multicast.lag":                                                       int64(pst.Next - pst.Slowest),
+			"cnlink.multicast.subscriber.evicted{cnlink.multicast.evict.reason=timeout}": int64(pst.EvictedTimeout),
+			"cnlink.multicast.subscriber.evicted{cnlink.multicast.evict.reason=laggard}": int64(pst.EvictedLaggard),
+			"cnlink.multicast.subscriber.evicted{cnlink.multicast.evict.reason=refused}": int64(pst.EvictedRefused),
 		} {
+			if _, ok := pp[name]; !ok {
+				t.Errorf("publisher: %s not reported", name)
+			}
 			if pp[name] != want {
 				t.Errorf("publisher: %s = %d, want %d", name, pp[name], want)
 			}
@@ -236,5 +240,80 @@ func TestMulticastInstrumentsDocumented(t *testing.T) {
 		if points, _ := multicastPoints(t, reader); len(points) != 0 {
 			t.Errorf("%d series still reported after every endpoint ended", len(points))
 		}
+	})
+}
+
+// TestMulticastEvictionReason refuses a subscriber (Allow) and checks that
+// cnlink.multicast.subscriber.evicted counts it under reason refused, and
+// that the subscriber ends with the *EvictedError that says so.
+func TestMulticastEvictionReason(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		reader := sdkmetric.NewManualReader()
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+		defer mp.Shutdown(context.Background())
+		net := memnet.New(memnet.Config{})
+		ptr, err := net.Open(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, err := multicast.NewPublisher(ptr, multicast.PublisherConfig{Group: 2, MeterProvider: mp,
+			Allow: func(uint32, transport.Creds) bool { return false }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pub.Abort()
+		str, err := net.Open(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub, err := multicast.Subscribe(str, multicast.SubscriberConfig{Group: 2, Publisher: pub.Port()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Close()
+		<-sub.Done()
+		var ev *multicast.EvictedError
+		if !errors.As(sub.Err(), &ev) || ev.Reason != multicast.EvictRefused {
+			t.Fatalf("subscriber ended with %v, want *EvictedError refused", sub.Err())
+		}
+		synctest.Wait()
+		points, _ := multicastPoints(t, reader)
+		pp := endpointPoints(points, pub.Port())
+		for reason, want := range map[string]int64{"timeout": 0, "laggard": 0, "refused": 1} {
+			name := "cnlink.multicast.subscriber.evicted{cnlink.multicast.evict.reason=" + reason + "}"
+			if v, ok := pp[name]; !ok || v != want {
+				t.Errorf("%s = %d (reported %v), want %d", name, v, ok, want)
+			}
+		}
+		if st := pub.Stats(); st.EvictedRefused != 1 || st.Evicted != 1 {
+			t.Errorf("Stats: Evicted %d, EvictedRefused %d, want 1 and 1", st.Evicted, st.EvictedRefused)
+		}
+	})
+}
+
+// TestMulticastGlobalProvider: a nil MeterProvider means the global one.
+func TestMulticastGlobalProvider(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		reader := sdkmetric.NewManualReader()
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+		otel.SetMeterProvider(mp)
+		defer otel.SetMeterProvider(metricnoop.NewMeterProvider())
+		defer mp.Shutdown(context.Background())
+		net := memnet.New(memnet.Config{})
+		ptr, err := net.Open(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, err := multicast.NewPublisher(ptr, multicast.PublisherConfig{Group: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		points, _ := multicastPoints(t, reader)
+		if _, ok := endpointPoints(points, pub.Port())["cnlink.multicast.history.limit"]; !ok {
+			t.Errorf("no publisher series through the global provider: %v", points)
+		}
+		pub.Abort()
+		synctest.Wait()
 	})
 }
