@@ -21,11 +21,10 @@
 // A Subscriber joins the group and pins the first publisher it hears on
 // the channel (or the port in SubscriberConfig.Publisher), by its
 // kernel-stamped port and credentials. It finds gaps from sequence
-// numbers, heartbeats and its
-// socket's overruns (ENOBUFS: it asks at once, before any timer) and has
-// them repaired with NAKs sent by unicast to the publisher, which answers
-// by unicast, or by multicast when at least half of the registered
-// subscribers miss the same messages:
+// numbers, heartbeats and its socket's overruns (ENOBUFS: it asks at
+// once, before any timer) and has them repaired with NAKs sent by unicast
+// to the publisher, which answers by unicast, or by multicast when at
+// least half of the registered subscribers miss the same messages:
 //
 //	sub, err := multicast.Subscribe(tr, multicast.SubscriberConfig{Group: 12})
 //	for msg, err := range sub.RecvIter(ctx) {
