@@ -160,9 +160,8 @@
 //
 // NewPublisher and Subscribe take ownership of their transport: from the
 // call on, nothing else may read from or close it, and the endpoint closes
-// it when it ends. A call that fails on the transport or for lack of
-// privilege closes it too; one that fails with ErrInvalidConfig leaves it
-// to the caller. One transport carries one
+// it when it ends. A call that fails closes it too, whatever the reason.
+// One transport carries one
 // publisher or one subscriber; use transport.Open (a real netlink
 // socket) or transport/memnet (in-process, with the kernel's queueing
 // and overrun rules, for tests).

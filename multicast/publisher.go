@@ -107,6 +107,7 @@ type PublisherStats struct {
 func NewPublisher(tr transport.Transport, cfg PublisherConfig) (*Publisher, error) {
 	c, err := cfg.withDefaults()
 	if err != nil {
+		_ = tr.Close() // it is ours whatever happens
 		return nil, err
 	}
 	p := &Publisher{
@@ -223,10 +224,12 @@ func (p *Publisher) endErr() error {
 }
 
 // Close publishes what is queued, waits until every registered subscriber
-// has every message (or has been dropped), then tells the group the stream
-// ended (a HEARTBEAT with FIN) and releases the transport. It returns nil
-// when every registered subscriber confirmed everything; ctx's error when
-// it ended first (the publisher is then aborted).
+// has every message (or has been dropped: a laggard, or silent), then
+// tells the group the stream ended (a HEARTBEAT with FIN, until the
+// registered subscribers confirm) and releases the transport. It returns
+// nil when the stream ended so: every subscriber still registered then had
+// every message. It returns ctx's error when ctx ended first (the
+// publisher is then aborted), and an error matching ErrClosed after Abort.
 func (p *Publisher) Close(ctx context.Context) error {
 	p.mu.Lock()
 	already := p.closing

@@ -128,10 +128,12 @@ func (p *Publisher) turn(now time.Duration) (end bool, err error) {
 		if err := p.sendHeartbeat(0, flags); err != nil {
 			return true, err
 		}
+		// Backing off also while blocked: a heartbeat waiting in a small
+		// receive queue makes the kernel drop the next data datagram
+		// (the queue takes it only empty, or with room for its whole
+		// truesize), so asking for STATUS every HeartbeatMin would cause
+		// the loss it is meant to get past.
 		p.hbWait = min(2*p.hbWait, p.cfg.HeartbeatMax)
-		if flags&wire.FlagStatusReq != 0 {
-			p.hbWait = p.cfg.HeartbeatMin
-		}
 		p.hbAt = now + p.hbWait
 		if p.finning {
 			p.finLeft = max(p.finLeft-1, 0)

@@ -156,6 +156,11 @@ func (p *Publisher) onStatus(port uint32, creds transport.Creds, f *wire.Parsed,
 		p.creds[port] = creds
 		p.stats.registered.Add(1)
 		_ = p.sendHeartbeat(port, 0)
+	case repair.StatusUpdated:
+		if f.Header.Flags&wire.FlagJoin != 0 && p.limiter.AllowN(p.start.Add(now), 1) {
+			// Our answer to its registration was lost: confirm again.
+			_ = p.sendHeartbeat(port, 0)
+		}
 	case repair.StatusLeft:
 		delete(p.creds, port)
 	case repair.StatusRefused:

@@ -68,9 +68,13 @@ type Subscriber struct {
 	// deliveredAny: a message was taken for delivery; until then a lost
 	// start is restarted, not reported.
 	deliveredAny bool
-	confirmed    bool // the publisher answered our registration
+	confirmed    bool          // the publisher answered our registration
+	goneAt       time.Duration // a send met ECONNREFUSED: end then (0: not)
 	out          []byte
 	wr           []wireRange
+	slab         []byte    // the current datagram's message storage
+	tail         []Message // at the end: ready messages finish hands on
+	slabNeed     int
 
 	// What the socket's receive queue holds, to announce a window the
 	// kernel will not overrun (as Aeron sizes a receiver window by
@@ -115,6 +119,7 @@ type SubscriberStats struct {
 func Subscribe(tr transport.Transport, cfg SubscriberConfig) (*Subscriber, error) {
 	c, err := cfg.withDefaults()
 	if err != nil {
+		_ = tr.Close() // it is ours whatever happens
 		return nil, err
 	}
 	if err := tr.JoinGroup(c.Group); err != nil {
@@ -179,9 +184,9 @@ func (s *Subscriber) RecvIter(ctx context.Context) iter.Seq2[Message, error] {
 	}
 }
 
-// Done is closed when the subscription has ended and Recv is closed...
-// after the last message was taken from it or not: Done closes when the
-// owner stops, Recv may still hold messages.
+// Done is closed when the subscription has ended, whether or not the
+// application has taken every message: Err is set by then, and Recv still
+// yields every message that was in order before the end, then closes.
 func (s *Subscriber) Done() <-chan struct{} { return s.done }
 
 // Err says why the subscription ended: nil while running and after the
@@ -194,7 +199,8 @@ func (s *Subscriber) Err() error {
 }
 
 // Close leaves the stream (telling the publisher, if registered) and
-// releases the transport. Messages not yet taken from Recv are dropped.
+// releases the transport. Messages not yet taken from Recv are dropped,
+// also those still being handed on after the subscription ended.
 func (s *Subscriber) Close() error {
 	s.once.Do(func() { close(s.closeCh) })
 	<-s.done

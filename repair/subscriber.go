@@ -186,7 +186,9 @@ func (s *Subscriber) gapCheck(now time.Duration) {
 	if s.progressAt.Less(s.rx.Cum()) {
 		// Progress: the repair works; retry patiently from the start.
 		s.progressAt = s.rx.Cum()
-		s.sched.Reset(now)
+		if s.sched.Attempts() > 0 {
+			s.sched.Reset(now)
+		}
 	}
 	if !s.Missing() {
 		s.nakAt = -1

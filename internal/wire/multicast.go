@@ -20,6 +20,7 @@ const (
 	FlagRepair uint16 = 1 << 4 // MData: a retransmission, answering a NAK
 	FlagTail   uint16 = 1 << 5 // Nak: also everything from arg up to the publisher's newest
 	FlagLeave  uint16 = 1 << 6 // Status: the subscriber unregisters
+	FlagJoin   uint16 = 1 << 7 // Status: not yet confirmed: answer with a unicast HEARTBEAT
 )
 
 // HeartbeatLen is the size of a Heartbeat body.
