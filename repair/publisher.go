@@ -431,6 +431,11 @@ func (p *Publisher) Expire(now time.Duration, dst []Eviction) []Eviction {
 func (p *Publisher) Deadline() time.Duration {
 	d := time.Duration(-1)
 	for _, m := range p.order {
+		if !m.Registered && !m.Pending.Empty() {
+			// Kept until its repairs are sent (Expire skips it): its
+			// timeout is no deadline, or a caller would spin on it.
+			continue
+		}
 		t := m.LastHeard + p.cfg.SubscriberTimeout
 		if m.Registered && p.cfg.LaggardTimeout > 0 && m.blockedAt >= 0 {
 			t = min(t, m.blockedAt+p.cfg.LaggardTimeout)

@@ -153,6 +153,10 @@ func TestPublisherExpire(t *testing.T) {
 	if ev := p.Expire(500*ms, nil); len(ev) != 0 || p.Member(3) == nil {
 		t.Fatal("dropped a port with queued repairs")
 	}
+	// ... and its timeout, which Expire does not act on, is no deadline.
+	if d := p.Deadline(); d != -1 {
+		t.Fatalf("deadline %v for a port Expire keeps", d)
+	}
 }
 
 func TestPublisherMaxSubscribers(t *testing.T) {
