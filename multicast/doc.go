@@ -41,12 +41,15 @@
 // A registered subscriber (the default, when the process has
 // CAP_NET_ADMIN) loses nothing once the publisher has confirmed its
 // registration: the publisher keeps every message it has not delivered,
-// and Publish blocks instead of discarding it. Every other loss is
-// reported: as a *LostError that ends the subscription (OnLoss Fail, the
-// default), or as Message.Lost on the next message delivered (OnLoss
-// Continue, and always for unprivileged subscribers); a loss right
-// before the end of the stream, which no message is left to carry, ends
-// the subscription with a *LostError in either mode.
+// and Publish blocks instead of discarding it. Until then the subscriber
+// delivers nothing: it reports every StatusInterval, each STATUS with the
+// JOIN flag, until the publisher answers with a unicast heartbeat (the
+// publisher answers JOIN again when its first answer was lost). Every
+// other loss is reported: as a *LostError that ends the subscription
+// (OnLoss Fail, the default), or as Message.Lost on the next message
+// delivered (OnLoss Continue, and always for unprivileged subscribers); a
+// loss right before the end of the stream, which no message is left to
+// carry, ends the subscription with a *LostError in either mode.
 //
 // Which groups and privileges give which guarantee:
 //
@@ -68,27 +71,33 @@
 // A registered subscriber reports its position and window (STATUS). The
 // publisher never runs further ahead of any registered subscriber than
 // the smaller of its window and History: Publish blocks instead (its
-// context bounds the wait), and PublisherStats.Blocked counts it. A
-// subscriber announces no more than its socket's receive buffer holds,
-// so a small SO_RCVBUF slows the stream instead of overrunning the
-// subscriber. The slowest registered subscriber paces the stream for
-// ever unless PublisherConfig.LaggardTimeout is set: one that holds the
-// publisher back that long is evicted (EvictLaggard). A registered
-// subscriber not heard from for SubscriberTimeout is evicted
-// (EvictTimeout). Unregistered subscribers (NoRegister, unprivileged)
-// never hold the publisher back; they lose what leaves the history
-// before it is repaired.
+// context bounds the wait), and PublisherStats.Blocked counts it. While
+// it is blocked, its heartbeats ask registered subscribers to report
+// (STATUS_REQ) on the heartbeats' own schedule: HeartbeatMin after the
+// last message, then doubling up to HeartbeatMax (a faster pace would
+// make small receive queues drop data). A subscriber announces no more
+// than its socket's receive buffer holds, so a small SO_RCVBUF slows the
+// stream instead of overrunning the subscriber. The slowest registered
+// subscriber paces the stream for ever unless
+// PublisherConfig.LaggardTimeout is set: one that holds the publisher
+// back that long is evicted (EvictLaggard). A registered subscriber not
+// heard from for SubscriberTimeout is evicted (EvictTimeout).
+// Unregistered subscribers (NoRegister, unprivileged) never hold the
+// publisher back; they lose what leaves the history before it is
+// repaired.
 //
 // # Late join
 //
 // A subscriber starts where the stream is when it first hears it: the
 // next message. SubscriberConfig.FromOldest starts at the oldest message
 // the publisher still holds instead. If the start is lost before the
-// publisher confirmed the registration, a registered subscriber starts
-// again silently at the publisher's oldest message: nothing was promised
-// before that. PublisherConfig.WaitSubscribers holds the first message
-// until that many subscribers have registered, so that subscribers
-// started before the publisher get the stream from its first message.
+// publisher confirmed the registration, or the confirming heartbeat
+// shows that the publisher no longer holds it, a registered subscriber
+// starts again silently at the publisher's oldest message: nothing was
+// promised, nor delivered, before that. PublisherConfig.WaitSubscribers
+// holds the first message until that many subscribers have registered,
+// so that subscribers started before the publisher get the stream from
+// its first message.
 // A publisher restart (a new epoch from the pinned port) ends the
 // subscription with ErrPublisherRestarted; subscribe again to follow the
 // new stream.
@@ -112,11 +121,21 @@
 // returns the context's error. Publisher.Abort ends at once: registered
 // subscribers get EVICT (EvictAborted), queued messages are dropped.
 //
-// A subscriber ends with nil after the publisher's FIN, once it has
-// delivered every message before it. Subscriber.Close leaves at once
-// (telling the publisher, if registered); messages not yet taken from
-// Recv are dropped. Recv is closed when the subscription ends; Err then
-// says why. Done is closed when the owner goroutine has stopped.
+// A subscriber ends with nil after the publisher's FIN, once Recv has
+// taken every message before it. Every other end is prompt: Err is set
+// and Done closed at once, whether or not the application is reading.
+// After EVICT, a publisher restart, another process on the publisher's
+// port, a *LostError with OnLoss Fail or ECONNREFUSED, Recv still yields
+// every message that was in order before the end (a goroutine hands them
+// on), then closes; after PublisherTimeout or ErrTransport, only what
+// Recv already buffers. A NAK or STATUS that meets ECONNREFUSED (no
+// socket on the publisher's port) ends the subscription with
+// ErrPublisherGone after a 5 ms grace in which it sends nothing more and
+// reads what is queued: a FIN there ends it cleanly instead, if every
+// message before the FIN has been delivered by then. Subscriber.Close
+// leaves at once (telling the publisher, if registered); messages not yet
+// taken from Recv are dropped, those still being handed on after an end
+// too. Once Recv is closed, Err says why.
 //
 // # Errors
 //
@@ -139,8 +158,9 @@
 //	                                                       ErrLost when messages remained undelivered
 //	ErrPublisherGone        Subscriber.Err, RecvIter       nothing from the publisher for
 //	                                                       PublisherTimeout, its port has no socket
-//	                                                       (a NAK or STATUS met ECONNREFUSED), or
-//	                                                       another process holds it (credentials
+//	                                                       (a NAK or STATUS met ECONNREFUSED, and no
+//	                                                       FIN ended the stream in the next 5 ms),
+//	                                                       or another process holds it (credentials
 //	                                                       changed)
 //	ErrPublisherRestarted   Subscriber.Err, RecvIter       the pinned port sent a stream with a new
 //	                                                       epoch (ignored after a FIN: the old
@@ -161,15 +181,16 @@
 // NewPublisher and Subscribe take ownership of their transport: from the
 // call on, nothing else may read from or close it, and the endpoint closes
 // it when it ends. A call that fails closes it too, whatever the reason.
-// One transport carries one
-// publisher or one subscriber; use transport.Open (a real netlink
-// socket) or transport/memnet (in-process, with the kernel's queueing
-// and overrun rules, for tests).
+// One transport carries one publisher or one subscriber; use
+// transport.Open (a real netlink socket) or transport/memnet (in-process,
+// with the kernel's queueing and overrun rules, for tests).
 //
 // Each Publisher and Subscriber runs one owner goroutine, which holds the
 // protocol state (package repair) and a single timer, and one reader
 // goroutine, which blocks in the transport's Receive; a third, parked,
-// unregisters the endpoint's metrics callback when it ends. Every exported method is safe for
+// unregisters the endpoint's metrics callback when it ends. A Subscriber
+// that ends with messages still to hand on runs one more until Recv has
+// taken them or Close is called. Every exported method is safe for
 // concurrent use. Stats reads atomic counters and never waits for the
 // owner. Publish copies its message; a delivered Message.Data belongs to
 // the receiver.
