@@ -152,7 +152,7 @@ type recObserver struct {
 func series(name string, set attribute.Set) string {
 	var kv []string
 	for _, a := range set.ToSlice() {
-		kv = append(kv, string(a.Key)+"="+a.Value.Emit())
+		kv = append(kv, string(a.Key)+"="+a.Value.String())
 	}
 	sort.Strings(kv)
 	return name + "{" + strings.Join(kv, ",") + "}"
@@ -208,7 +208,7 @@ func values(ps map[string]point, port uint32) map[string]int64 {
 			case attrLocalPort, attrGroup, attrChannel, attrRole:
 				continue
 			}
-			kv = append(kv, string(a.Key)+"="+a.Value.Emit())
+			kv = append(kv, string(a.Key)+"="+a.Value.String())
 		}
 		sort.Strings(kv)
 		name := p.inst.name
@@ -312,13 +312,13 @@ func checkAttrs(t *testing.T, ps map[string]point, port uint32, role string, gro
 		}
 		n++
 		if v, _ := p.attrs.Value(attrRole); v.AsString() != role {
-			t.Errorf("%s: role %q, want %q", k, v.Emit(), role)
+			t.Errorf("%s: role %q, want %q", k, v.String(), role)
 		}
 		if v, _ := p.attrs.Value(attrGroup); v.AsInt64() != int64(group) {
-			t.Errorf("%s: group %s, want %d", k, v.Emit(), group)
+			t.Errorf("%s: group %s, want %d", k, v.String(), group)
 		}
 		if v, _ := p.attrs.Value(attrChannel); v.AsString() != ch.String() {
-			t.Errorf("%s: channel %q, want %q", k, v.Emit(), ch)
+			t.Errorf("%s: channel %q, want %q", k, v.String(), ch)
 		}
 	}
 	if n == 0 {

@@ -44,6 +44,7 @@ func (s *Subscriber) run() {
 		select {
 		case rb, ok := <-rx:
 			if !ok {
+				s.collectReady()
 				s.finish(fmt.Errorf("%w: %w", ErrTransport, s.rd.err))
 				return
 			}
@@ -180,6 +181,7 @@ func (s *Subscriber) turn(now time.Duration) (bool, error) {
 		return true, nil
 	}
 	if s.pinned && now-s.heard >= s.cfg.PublisherTimeout {
+		s.collectReady() // what is in order is still handed on
 		return true, fmt.Errorf("%w: nothing from port %d for %v", ErrPublisherGone, s.pubPort, s.cfg.PublisherTimeout)
 	}
 	if now < s.retryAt {
@@ -505,7 +507,7 @@ func (s *Subscriber) frame(pk *transport.Packet, f *wire.Parsed, now time.Durati
 		if f.Header.Flags&wire.FlagStatusReq != 0 {
 			s.statusReq = true
 		}
-		if pk.Group == 0 && !s.confirmed {
+		if pk.Group == 0 && !s.confirmed && s.sentOnce {
 			// A unicast heartbeat answers our registration. The publisher
 			// registered us no lower than its oldest message: if our start
 			// is gone, we start there (nothing was delivered yet).

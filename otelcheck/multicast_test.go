@@ -68,7 +68,7 @@ func multicastPoints(t *testing.T, r *sdkmetric.ManualReader) (map[string]int64,
 				var keys, kv []string
 				for _, a := range p.Attributes.ToSlice() {
 					keys = append(keys, string(a.Key))
-					kv = append(kv, string(a.Key)+"="+a.Value.Emit())
+					kv = append(kv, string(a.Key)+"="+a.Value.String())
 				}
 				sort.Strings(keys)
 				sort.Strings(kv)
@@ -95,7 +95,7 @@ func multicastPoints(t *testing.T, r *sdkmetric.ManualReader) (map[string]int64,
 // cnlink.local.port) as name{other attributes than the endpoint's}.
 func endpointPoints(points map[string]int64, port uint32) map[string]int64 {
 	out := make(map[string]int64)
-	tag := "cnlink.local.port=" + attribute.Int64Value(int64(port)).Emit()
+	tag := "cnlink.local.port=" + attribute.Int64Value(int64(port)).String()
 	for k, v := range points {
 		name, attrs, _ := strings.Cut(strings.TrimSuffix(k, "}"), "{")
 		var keep []string
