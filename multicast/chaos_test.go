@@ -342,10 +342,12 @@ func runMScenario(t *testing.T, sc mscenario) {
 			if res.err == nil && res.delivered > 0 && res.start+res.delivered+int(res.lost) != sc.msgs {
 				t.Fatalf("unregistered subscriber: start %d + delivered %d + lost %d != %d: %s", res.start, res.delivered, res.lost, sc.msgs, desc)
 			}
-		case sc.laggard > 0 && ps.EvictedLaggard > 0 && (errors.As(res.err, &ev) && ev.Reason == EvictLaggard || errors.Is(res.err, ErrLost)):
+		case sc.laggard > 0 && ps.EvictedLaggard > 0 && (errors.As(res.err, &ev) && ev.Reason == EvictLaggard ||
+			errors.Is(res.err, ErrLost) || errors.Is(res.err, ErrPublisherGone)):
 			// Whoever holds the window for LaggardTimeout is dropped: a
 			// subscriber slowed by loss too. If its EVICT is lost, it
-			// finds the loss first. What it delivered was checked.
+			// finds the loss, or the publisher gone, first. What it
+			// delivered was checked.
 		default:
 			if closeErr != nil || res.err != nil {
 				t.Fatalf("registered subscriber ended with %v (publisher Close %v): %s", res.err, closeErr, desc)
