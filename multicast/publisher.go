@@ -48,6 +48,7 @@ type Publisher struct {
 	taken       [][]byte
 	takenOldest []window.Seq
 	sent        []window.Seq
+	gone        []uint32 // scratch: members whose port vanished
 	nakBuf      []wire.Range
 	ranges      []window.Range
 	evicted     [][]byte

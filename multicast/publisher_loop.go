@@ -350,12 +350,17 @@ func (p *Publisher) sendRepairs(now time.Duration) error {
 		}
 		p.unicastRepairs(m, now)
 	}
-	// Remove the members whose port vanished.
+	// Remove the members whose port vanished (collected first: Remove
+	// changes the slice Members returns).
+	p.gone = p.gone[:0]
 	for _, m := range p.st.Members() {
 		if m.BusyUntil == gonePort {
-			delete(p.creds, m.Port)
-			p.st.Remove(m.Port)
+			p.gone = append(p.gone, m.Port)
 		}
+	}
+	for _, port := range p.gone {
+		delete(p.creds, port)
+		p.st.Remove(port)
 	}
 	return nil
 }
