@@ -32,8 +32,7 @@ type Publisher struct {
 	space   chan struct{} // closed when the queue gets room; replaced
 	closing bool          // Close called: no more Publish
 	aborted bool
-	drained chan struct{} // closed by the owner when a closing publisher is done
-	err     error         // why the publisher ended (nil while running)
+	err     error // why the publisher ended (nil while running)
 
 	kick chan struct{}
 	done chan struct{}
@@ -53,7 +52,6 @@ type Publisher struct {
 	ranges      []window.Range
 	evicted     [][]byte
 	limiter     *rate.Limiter
-	lastTx      time.Duration // last datagram to the group
 	hbWait      time.Duration
 	hbAt        time.Duration
 	creds       map[uint32]transport.Creds
@@ -112,14 +110,13 @@ func NewPublisher(tr transport.Transport, cfg PublisherConfig) (*Publisher, erro
 		return nil, err
 	}
 	p := &Publisher{
-		tr:      tr,
-		cfg:     c,
-		epoch:   nonZeroRandom(),
-		start:   time.Now(),
-		space:   make(chan struct{}),
-		drained: make(chan struct{}),
-		kick:    make(chan struct{}, 1),
-		done:    make(chan struct{}),
+		tr:    tr,
+		cfg:   c,
+		epoch: nonZeroRandom(),
+		start: time.Now(),
+		space: make(chan struct{}),
+		kick:  make(chan struct{}, 1),
+		done:  make(chan struct{}),
 		st: repair.NewPublisher(window.Seq(nonZeroRandom()), repair.PublisherConfig{
 			History: c.History, HistoryBytes: c.HistoryBytes, MaxSubscribers: c.MaxSubscribers,
 			SubscriberTimeout: c.SubscriberTimeout, LaggardTimeout: c.LaggardTimeout,

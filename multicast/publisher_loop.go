@@ -213,7 +213,6 @@ func (p *Publisher) publishQueued(now time.Duration) (blocked bool, err error) {
 	if err := p.flushGroup(); err != nil {
 		return blocked, err
 	}
-	p.lastTx = now
 	p.hbWait = p.cfg.HeartbeatMin
 	p.hbAt = now + p.hbWait
 	return blocked, nil
