@@ -125,10 +125,9 @@
 // taken every message before it. Every other end is prompt: Err is set
 // and Done closed at once, whether or not the application is reading.
 // After EVICT, a publisher restart, another process on the publisher's
-// port, a *LostError with OnLoss Fail or ECONNREFUSED, Recv still yields
-// every message that was in order before the end (a goroutine hands them
-// on), then closes; after PublisherTimeout or ErrTransport, only what
-// Recv already buffers. A NAK or STATUS that meets ECONNREFUSED (no
+// port, a *LostError with OnLoss Fail, ECONNREFUSED, PublisherTimeout or
+// a failed socket, Recv still yields every message that was in order
+// before the end (a goroutine hands them on), then closes. A NAK or STATUS that meets ECONNREFUSED (no
 // socket on the publisher's port) ends the subscription with
 // ErrPublisherGone after a 5 ms grace in which it sends nothing more and
 // reads what is queued: a FIN there ends it cleanly instead, if every
