@@ -54,9 +54,6 @@ func (h *History) Len() int { return h.next.Sub(h.first) }
 // Bytes returns the payload bytes retained.
 func (h *History) Bytes() int { return h.bytes }
 
-// Limits returns the configured limits.
-func (h *History) Limits() (msgs, bytes int) { return h.maxMsgs, h.maxBytes }
-
 // Room reports whether a message of size bytes can be pushed once the
 // messages before floor may be evicted. It evicts nothing.
 func (h *History) Room(size int, floor window.Seq) bool {
@@ -91,16 +88,6 @@ func (h *History) Push(msg []byte, floor window.Seq, evicted [][]byte) (msn wind
 	return msn, evicted, true
 }
 
-// Trim evicts messages below floor while the history is over half of
-// either limit, so that a publisher that idles does not pin a full history
-// of payloads; it returns the evicted payloads appended to evicted.
-func (h *History) Trim(floor window.Seq, evicted [][]byte) [][]byte {
-	for h.first.Less(floor) && h.first.Less(h.next) && (2*h.Len() > h.maxMsgs || 2*h.bytes > h.maxBytes) {
-		evicted = append(evicted, h.evictOldest())
-	}
-	return evicted
-}
-
 func (h *History) evictOldest() []byte {
 	i := uint32(h.first) & h.mask
 	m := h.ring[i]
@@ -118,11 +105,6 @@ func (h *History) Get(msn window.Seq) ([]byte, bool) {
 		return nil, false
 	}
 	return h.at(msn), true
-}
-
-// Contains reports whether msn is retained.
-func (h *History) Contains(msn window.Seq) bool {
-	return h.first.LessEq(msn) && msn.Less(h.next)
 }
 
 // Sent reports whether msn was ever pushed: it lies in [ISN, Next) while

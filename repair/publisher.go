@@ -98,7 +98,6 @@ type Publisher struct {
 
 	recent   Spans // MSNs last repaired by multicast
 	recentAt time.Duration
-	blocked  bool
 }
 
 // NewPublisher returns a Publisher whose first message will be isn.
@@ -165,7 +164,6 @@ func (p *Publisher) Push(msg []byte, evicted [][]byte) (window.Seq, [][]byte, bo
 // SetBlocked tells the publisher whether messages are waiting that flow
 // control holds back, so that it can time laggards.
 func (p *Publisher) SetBlocked(now time.Duration, blocked bool) {
-	p.blocked = blocked
 	l, ok := p.Limit()
 	for _, m := range p.order {
 		holding := blocked && ok && m.Registered && m.Pos.Add(min(m.Window, p.cfg.History)) == l

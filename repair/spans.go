@@ -134,19 +134,3 @@ func (s *Spans) RemoveBelow(x window.Seq) {
 	}
 	s.r = s.r[:k]
 }
-
-// RemoveFrom removes every number at or after x.
-func (s *Spans) RemoveFrom(x window.Seq) {
-	k := 0
-	for _, r := range s.r {
-		if x.LessEq(r.Start) {
-			continue
-		}
-		if x.LessEq(r.End) {
-			r.End = x - 1
-		}
-		s.r[k] = r
-		k++
-	}
-	s.r = s.r[:k]
-}

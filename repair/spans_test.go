@@ -66,13 +66,3 @@ func TestSpansModel(t *testing.T) {
 		})
 	}
 }
-
-func TestSpansRemoveFrom(t *testing.T) {
-	s := NewSpans(8)
-	s.Add(window.Range{Start: 10, End: 20})
-	s.Add(window.Range{Start: 30, End: 40})
-	s.RemoveFrom(15)
-	if s.Len() != 1 || s.At(0) != (window.Range{Start: 10, End: 14}) || s.Count() != 5 {
-		t.Fatalf("%v", s.r)
-	}
-}
