@@ -1,7 +1,7 @@
 // Command report runs cnlink's benchmark suite (bench/ in the main module
 // and the peers in bench/peers) and writes docs/BENCHMARKS.md, the raw
-// results docs/bench-results.txt and the charts docs/bench-loss.png and
-// docs/bench-size.png. `make bench` runs it; `make bench-smoke` runs it
+// results docs/bench-results.txt and the charts docs/bench-loss.png,
+// docs/bench-size.png and docs/bench-sessions.png. `make bench` runs it; `make bench-smoke` runs it
 // with -benchtime 100x -count 1 into a scratch directory, which runs every
 // benchmark once (each verifies delivery) and exercises the report.
 //
@@ -180,8 +180,11 @@ func writeReport(out string, results []byte, benchstat string, targets bool) err
 	if err := res.LossChart(filepath.Join(out, report.LossChartFile)); err != nil {
 		return fmt.Errorf("loss chart: %w", err)
 	}
-	logf("wrote BENCHMARKS.md, %s, %s and %s in %s (suite: %s)", report.ResultsFile,
-		report.SizeChartFile, report.LossChartFile, out, m.Duration)
+	if err := res.SessionsChart(filepath.Join(out, report.SessionsChartFile)); err != nil {
+		return fmt.Errorf("sessions chart: %w", err)
+	}
+	logf("wrote BENCHMARKS.md, %s, %s, %s and %s in %s (suite: %s)", report.ResultsFile,
+		report.SizeChartFile, report.LossChartFile, report.SessionsChartFile, out, m.Duration)
 	if !targets {
 		return nil
 	}

@@ -5,6 +5,7 @@ import (
 	"image/color"
 	"math"
 	"os"
+	"slices"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -34,10 +35,12 @@ const (
 )
 
 // siTicks labels a log axis at powers of ten (1k, 10k, 1M, ...), with
-// unlabelled minor ticks at 2..9 times them.
+// unlabelled minor ticks at 2..9 times them; an axis spanning less than
+// two decades labels 2 and 5 times them too.
 type siTicks struct{}
 
 func (siTicks) Ticks(lo, hi float64) []plot.Tick {
+	narrow := hi < 100*lo
 	var ts []plot.Tick
 	for e := math.Floor(math.Log10(lo)); e <= math.Ceil(math.Log10(hi)); e++ {
 		p := math.Pow(10, e)
@@ -47,7 +50,7 @@ func (siTicks) Ticks(lo, hi float64) []plot.Tick {
 				continue
 			}
 			t := plot.Tick{Value: v}
-			if m == 1 {
+			if m == 1 || (narrow && (m == 2 || m == 5)) {
 				t.Label = siLabel(v)
 			}
 			ts = append(ts, t)
@@ -138,12 +141,17 @@ func addSeries(p *plot.Plot, legend *plot.Legend, s series, logY bool) error {
 	return nil
 }
 
-// fitLogY pads a log axis so lines do not sit on the frame.
+// fitLogY pads a log axis so lines do not sit on the frame. A panel with
+// nothing measured (a run filtered with -bench) gets an empty decade
+// instead of a range a log axis cannot draw.
 func fitLogY(p *plot.Plot) {
-	if p.Y.Min > 0 && p.Y.Max > 0 {
+	if p.Y.Min > 0 && p.Y.Max >= p.Y.Min && !math.IsInf(p.Y.Max, 0) {
 		p.Y.Min /= 1.5
 		p.Y.Max *= 1.5
+		return
 	}
+	p.Y.Min, p.Y.Max = 1, 10
+	p.Title.Text += " (not measured)"
 }
 
 // percentTicks labels a linear axis of percentages every 25%, or every
@@ -302,4 +310,63 @@ func sizeLabel(s int) string {
 		return fmt.Sprintf("%d KiB", s/1024)
 	}
 	return fmt.Sprintf("%d B", s)
+}
+
+// SessionsChart draws BenchmarkSessions against the number of sessions:
+// aggregate msgs/s with the 1,000-session target (0.8x one session's),
+// and memory per idle session end, established and after the throughput
+// run, with the 16 KiB target.
+func (r *Results) SessionsChart(path string) error {
+	var names []string
+	for _, n := range SessionCounts {
+		names = append(names, thousands(n))
+	}
+	msgs := newPanel("Aggregate messages per second", "sessions on one endpoint", "msgs/s (log)", names, true)
+	mem := newPanel("Memory per idle session end", "sessions on one endpoint", "bytes (log)", names, true)
+	legend := newLegend()
+	rate := series{label: "msgs/s, all sessions", colour: palette[0], shape: shapes[0]}
+	idle := series{label: "B/session, idle", colour: palette[0], shape: shapes[1]}
+	after := series{label: "B/session, idle after a run", colour: palette[6], shape: shapes[2],
+		dashes: []vg.Length{vg.Points(5), vg.Points(3)}}
+	for _, n := range SessionCounts {
+		rate.ys = append(rate.ys, r.median(SessionsName(n), UnitMsgs))
+		idle.ys = append(idle.ys, r.median(SessionsName(n), UnitSessionBytes))
+		after.ys = append(after.ys, r.median(SessionsName(n), UnitSessionBytesAfter))
+	}
+	if err := addSeries(msgs, &legend, rate, true); err != nil {
+		return err
+	}
+	for _, s := range []series{idle, after} {
+		if err := addSeries(mem, &legend, s, true); err != nil {
+			return err
+		}
+	}
+	// The targets, at the session count they are set at.
+	at := slices.Index(SessionCounts, SessionsTargetN)
+	if one := r.median(SessionsName(1), UnitMsgs); at >= 0 && one > 0 {
+		sc, err := plotter.NewScatter(plotter.XYs{{X: float64(at), Y: 0.8 * one}})
+		if err != nil {
+			return err
+		}
+		sc.Shape = draw.PyramidGlyph{}
+		sc.Color = color.RGBA{0, 0, 0, 255}
+		sc.Radius = vg.Points(5)
+		msgs.Add(sc)
+		legend.Add("target: 0.8x of 1 session", sc)
+	}
+	if at >= 0 {
+		l, err := plotter.NewLine(plotter.XYs{{X: 0, Y: 16 << 10}, {X: float64(len(SessionCounts) - 1), Y: 16 << 10}})
+		if err != nil {
+			return err
+		}
+		l.Color = color.RGBA{0, 0, 0, 255}
+		l.Width = vg.Points(1)
+		l.Dashes = []vg.Length{vg.Points(2), vg.Points(2)}
+		mem.Add(l)
+		legend.Add("target: at most 16 KiB", l)
+	}
+	for _, p := range []*plot.Plot{msgs, mem} {
+		fitLogY(p)
+	}
+	return savePanels(path, legend, msgs, mem)
 }

@@ -19,9 +19,10 @@ type Benchstat struct {
 
 // Files the markdown links to, relative to it.
 const (
-	LossChartFile = "bench-loss.png"
-	SizeChartFile = "bench-size.png"
-	ResultsFile   = "bench-results.txt"
+	LossChartFile     = "bench-loss.png"
+	SizeChartFile     = "bench-size.png"
+	SessionsChartFile = "bench-sessions.png"
+	ResultsFile       = "bench-results.txt"
 )
 
 // WriteMarkdown writes docs/BENCHMARKS.md.
@@ -52,7 +53,8 @@ func WriteMarkdown(w io.Writer, m Machine, r *Results, stats []Benchstat) error 
 	p("| run time | %s |\n\n", m.Duration.Round(time.Second))
 
 	p("## Targets\n\n")
-	p("The performance targets of docs/ARCHITECTURE.md §6 and, last, reliable multicast's (issue 14), at %d-byte messages unless said otherwise, as ratios of medians from this run.\n\n", TargetSize)
+	p("The performance targets of docs/ARCHITECTURE.md §6, then reliable multicast's (issue 14) and, last, issue 15's, at %d-byte messages unless said otherwise,\n", TargetSize)
+	p("as ratios of medians from this run (the retransmission target takes the largest value of any run instead).\n\n")
 	p("| target | measured | required | margin | result |\n|---|---:|---:|---:|---|\n")
 	for _, t := range r.Targets() {
 		res := "**miss**"
@@ -185,6 +187,7 @@ func WriteMarkdown(w io.Writer, m Machine, r *Results, stats []Benchstat) error 
 	}
 	p("\n")
 
+	writeSessions(p, r)
 	writeMulticast(p, r)
 
 	p("## benchstat\n\n")
@@ -232,6 +235,16 @@ const method = `
 - Round trips: ` + "`BenchmarkRawPingPong`" + ` echoes over two blocking raw sockets;
   ` + "`BenchmarkRequestReply`" + ` calls ` + "`Session.Request`" + ` against a peer answering with
   ` + "`Request.Reply`" + `. p50/p99 are over all b.N round trips of a run.
+- Sessions: ` + "`BenchmarkSessions/n=N`" + ` opens one accepting ` + "`reliable.Endpoint`" + ` and min(N, 4) dialing
+  ones, each over its own ` + "`transport.Open`" + ` socket (4 MiB buffers), all with the default ` + "`reliable.Config`" + `,
+  and dials N sessions round-robin over the dialers (one channel per session), accepting them all
+  before the timer starts. b.N 256-byte messages are split evenly over the sessions: each dialing
+  session sends its share with ` + "`SendBatch`" + ` (64 at a time) from its own goroutine, each accepted
+  one drains ` + "`RecvBatch`" + ` in its own goroutine and checks its share (` + "`bench.Checker`" + `).
+  Memory is read after ` + "`runtime.GC`" + ` and ` + "`debug.FreeOSMemory`" + `, from runtime/metrics (total, less
+  the free and released heap), before the sessions are opened and once all are established and
+  flushed (nothing in flight), and again after the throughput run; the growth is divided by 2N,
+  per session end. The growth of RSS is logged beside it in the raw results.
 - Multicast: one publisher and N subscribers in one process, each subscriber on its own socket
   (4 KiB ` + "`SO_RCVBUF`" + `, or 64 KiB in the ` + "`/rcvbuf=65536`" + ` runs) reading in its own goroutine,
   256-byte messages coalesced into datagrams of at most 8 KiB, on an even group no other socket
@@ -331,6 +344,52 @@ func numCell(r *Results, name, unit, format string) string {
 	return fmt.Sprintf(format, v)
 }
 
+// writeSessions writes the sessions section: aggregate throughput and
+// memory per idle session against the number of sessions on one endpoint.
+func writeSessions(p func(string, ...any), r *Results) {
+	p("## Sessions\n\n")
+	p("n sessions between one accepting endpoint and min(n, 4) dialing ones, default `reliable.Config`, 256-byte\n")
+	p("messages: each session streams its share of the run at the same time. `msgs/s` is the aggregate\n")
+	p("over all sessions (median), `÷ 1 session` its ratio to n = 1. `B/session` is the memory one established,\n")
+	p("idle session costs **per session end** (both ends live in the benchmark's process: the Go runtime's\n")
+	p("growth divided by 2n), measured before the throughput run; `B/session-after` the same once more\n")
+	p("after it, with everything delivered and acknowledged. `retrans/msg` counts frames sent again by\n")
+	p("both ends on a path that loses nothing: the median run, and the largest of any run.\n")
+	p("![aggregate throughput and memory per session against the number of sessions](%s)\n\n", SessionsChartFile)
+	p("| sessions | aggregate msgs/s | ÷ 1 session | B/session | B/session-after | retrans/msg | retrans/msg, largest run |\n")
+	p("|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, n := range SessionCounts {
+		name := SessionsName(n)
+		worst := "—"
+		if v, ok := r.Max(name, UnitRetrans); ok {
+			worst = fmt.Sprintf("%.4f", v)
+		}
+		p("| %s | %s | %s | %s | %s | %s | %s |\n", thousands(n), rateCell(r, name), ratioCell(r, name, SessionsName(1), UnitMsgs),
+			bytesCell(r, name, UnitSessionBytes), bytesCell(r, name, UnitSessionBytesAfter),
+			numCell(r, name, UnitRetrans, "%.4f"), worst)
+	}
+	p("\n")
+}
+
+// Bytes formats a size in bytes: B below 1 KiB, then KiB and MiB.
+func Bytes(v float64) string {
+	switch a := math.Abs(v); {
+	case a >= 1<<20:
+		return fmt.Sprintf("%.2f MiB", v/(1<<20))
+	case a >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", v/(1<<10))
+	}
+	return fmt.Sprintf("%.0f B", v)
+}
+
+func bytesCell(r *Results, name, unit string) string {
+	v, ok := r.Median(name, unit)
+	if !ok || math.IsNaN(v) {
+		return "—"
+	}
+	return Bytes(v)
+}
+
 // writeMulticast writes the multicast section: reliable against raw
 // multicast, per subscriber count and receive buffer.
 func writeMulticast(p func(string, ...any), r *Results) {
@@ -386,6 +445,8 @@ var BenchstatTables = []BenchstatTable{
 	{"Multicast (msgs/s per subscriber; vs base = against raw multicast)", []string{
 		"-table", "/rcvbuf", "-row", "/subs", "-col", ".name@(RawMulticast Multicast)",
 		"-filter", "(.name:RawMulticast OR .name:Multicast) .unit:msgs/s"}, false},
+	{"Sessions on one endpoint (aggregate msgs/s, bytes per idle session end, retransmissions; by session count)", []string{
+		"-row", "/n", "-filter", ".name:Sessions (.unit:msgs/s OR .unit:B/session OR .unit:B/session-after OR .unit:retrans/msg)"}, false},
 	{"Round trips (µs)", []string{
 		"-filter", "(.name:RawPingPong OR .name:RequestReply OR .name:RequestReplyLossy) (.unit:p50-us OR .unit:p99-us)"}, false},
 	{"Every benchmark, every unit", nil, true},

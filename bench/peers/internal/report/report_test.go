@@ -41,6 +41,9 @@ func fake(rounds int, rate func(name string, round int) float64, extra func(name
 		}
 		line(report.RequestReplyName, round, 64)
 		line(report.RequestReplyLossyName, round, 64)
+		for _, n := range report.SessionCounts {
+			line(report.SessionsName(n), round, 256)
+		}
 		for _, rcvbuf := range []int{0, report.MulticastBigRcvbuf} {
 			for _, n := range report.MulticastSubs {
 				line(report.RawMulticastName(n, rcvbuf), round, 0)
@@ -84,6 +87,15 @@ func noExtra(name string) string {
 	if strings.HasPrefix(name, "Reliable/") || strings.HasPrefix(name, "KCP/") {
 		return "\t 0.0100 retrans/msg"
 	}
+	switch name {
+	case report.SessionsName(1):
+		return "\t 40960 B/session\t 2805760 B/session-after\t 0 retrans/msg"
+	case report.SessionsName(1000):
+		return "\t 20480 B/session\t 500 B/session-after\t 0.5000 retrans/msg"
+	}
+	if strings.HasPrefix(name, "Sessions/") {
+		return "\t 1000 B/session\t 1000 B/session-after\t 0 retrans/msg"
+	}
 	return ""
 }
 
@@ -105,6 +117,12 @@ func base(name string, round int) float64 {
 		return 300e3 * jitter
 	case name == report.RawMulticastName(report.MulticastTargetSubs, 0):
 		return 500e3 * jitter // 60%: pass
+	case name == report.RawBatchedName(256):
+		return 10e6 * jitter // 30%: pass
+	case name == report.SessionsName(1):
+		return 2e6 * jitter
+	case name == report.SessionsName(1000):
+		return 1.5e6 * jitter // 0.75x: miss
 	}
 	return 100e3 * jitter
 }
@@ -160,10 +178,16 @@ func TestTargets(t *testing.T) {
 		{false, 15, "-25%"},  // 3M / 200k vs 20x
 		{true, 0.9, "+12%"},  // 90% vs 80%
 		{false, 0.4, "-20%"}, // 40% vs 50%
-		{false, 2.5, "-25%"}, // p50 25 / 10 vs at most 2x
+		{false, 2.5, "-67%"}, // p50 25 / 10 vs at most 1.5x
 		{false, 6, "-20%"},   // p99 6 ms vs at most 5 ms
 		{true, 1, "+0%"},     // 1 alloc per message in total
 		{true, 0.6, "+20%"},  // multicast: 300k / 500k vs 50%
+		// Issue 15.
+		{true, 1, "+0%"},                     // 16 KiB: 100k / 100k vs 1x
+		{true, 0.3, "+20%"},                  // 256 B: 3M / 10M batched vs 25%
+		{false, 0.5, "0.5 retrans/msg over"}, // the worst run of Sessions/n=1000
+		{false, 0.75, "-6%"},                 // 1.5M / 2M vs 0.8x
+		{false, 20480, "-25%"},               // 20 KiB vs at most 16 KiB
 	}
 	ts := r.Targets()
 	if len(ts) != len(want) {
@@ -185,6 +209,79 @@ func TestTargets(t *testing.T) {
 	}, noExtra))
 	if tg := r.Targets()[1]; tg.Measured || tg.Pass() || tg.GotString() != "—" {
 		t.Errorf("kcp target without kcp results: measured=%v pass=%v got=%q", tg.Measured, tg.Pass(), tg.GotString())
+	}
+}
+
+// The targets of issue 15 that need the sessions benchmark are not
+// measured without it; the retransmission target takes the largest
+// sample of any run, not a median.
+func TestSessionsTargets(t *testing.T) {
+	find := func(r *report.Results, what string) report.Target {
+		t.Helper()
+		for _, tg := range r.Targets() {
+			if strings.Contains(tg.What, what) {
+				return tg
+			}
+		}
+		t.Fatalf("no target %q", what)
+		return report.Target{}
+	}
+	r := parse(t, fake(3, func(n string, round int) float64 {
+		if strings.HasPrefix(n, "Sessions/") {
+			return 0
+		}
+		return base(n, round)
+	}, noExtra))
+	for _, what := range []string{"retransmissions", "sessions on one endpoint", "idle established session"} {
+		tg := find(r, what)
+		if tg.Measured || tg.Pass() || tg.GotString() != "—" || tg.Margin() != "not measured" {
+			t.Errorf("%s without Sessions results: measured=%v pass=%v got=%q margin=%q", tg.What, tg.Measured, tg.Pass(), tg.GotString(), tg.Margin())
+		}
+	}
+	if tg := find(r, "16 KiB, no loss"); !tg.Measured || !tg.Pass() {
+		t.Errorf("%s: measured=%v pass=%v; it needs no Sessions results", tg.What, tg.Measured, tg.Pass())
+	}
+
+	// No retransmission anywhere: exactly 0. One run of one benchmark
+	// with some: a miss, though every median is 0.
+	var out strings.Builder
+	for round := range 3 {
+		for _, s := range bench.Sizes {
+			fmt.Fprintf(&out, "Benchmark%s-2 1000 100 ns/op 0 retrans/msg\n", report.ReliableName(0, s))
+		}
+		for _, n := range report.SessionCounts {
+			retrans := 0.0
+			if round == 2 && n == 10 {
+				retrans = 0.0072
+			}
+			fmt.Fprintf(&out, "Benchmark%s-2 1000 100 ns/op %g retrans/msg 44000 B/session\n", report.SessionsName(n), retrans)
+		}
+		if round == 1 {
+			tg := find(parse(t, out.String()), "retransmissions")
+			if !tg.Pass() || tg.Got != 0 || tg.Margin() != "exactly" || tg.GotString() != "0 retrans/msg" || tg.WantString() != "<= 0 retrans/msg" {
+				t.Errorf("no retransmissions: pass=%v got=%q want=%q margin=%q", tg.Pass(), tg.GotString(), tg.WantString(), tg.Margin())
+			}
+		}
+	}
+	r = parse(t, out.String())
+	if v, _ := r.Median(report.SessionsName(10), report.UnitRetrans); v != 0 {
+		t.Fatalf("median retrans/msg = %v, want 0", v)
+	}
+	if tg := find(r, "retransmissions"); tg.Pass() || tg.Got != 0.0072 || tg.Margin() != "0.0072 retrans/msg over" {
+		t.Errorf("one run retransmitted: pass=%v got=%v margin=%q", tg.Pass(), tg.Got, tg.Margin())
+	}
+	if tg := find(r, "idle established session"); tg.GotString() != "43.0 KiB" || tg.WantString() != "<= 16.0 KiB" || tg.Margin() != "-169%" {
+		t.Errorf("B/session target prints %q, %q, %q", tg.GotString(), tg.WantString(), tg.Margin())
+	}
+}
+
+func TestBytes(t *testing.T) {
+	for v, want := range map[float64]string{
+		0: "0 B", 900: "900 B", 16384: "16.0 KiB", 44032: "43.0 KiB", 2805760: "2.68 MiB", -2048: "-2.0 KiB",
+	} {
+		if got := report.Bytes(v); got != want {
+			t.Errorf("Bytes(%v) = %q, want %q", v, got, want)
+		}
 	}
 }
 
@@ -212,13 +309,21 @@ func TestMarkdownAndCharts(t *testing.T) {
 		`| CPU | Test CPU \| 2 GHz |`, // a | in the CPU name must not break the table
 		"| 6.00x | >= 5.00x | +20% | pass |",
 		"| 15.00x | >= 20.00x | -25% | **miss** |",
-		"| 256 B | 3.00M | 500k | 100k | 100k | 100k | 200k |", // throughput row
-		"| 256 B | 6.00x | 30x | 30x | 30x | 15x |",            // ratio row
-		"3.00M (100%) | 2.70M (90%) | 1.20M (40%)",             // loss row
+		"| 256 B | 3.00M | 500k | 10.0M | 100k | 100k | 200k |", // throughput row
+		"| 256 B | 6.00x | 0.30x | 30x | 30x | 15x |",           // ratio row
+		"3.00M (100%) | 2.70M (90%) | 1.20M (40%)",              // loss row
 		"| cnlink Session.Request / Request.Reply | 25.0 µs | 200.0 µs |",
 		"| 16 | 4 KiB | 300k | 500k | 25% | 60% | 0.0020 | 0.00010 | 3.5 | 1000 |", // multicast row
 		"| 4 | 64 KiB | 100k | 100k | 25% | 100% |",
 		"| 60% | >= 50% | +20% | pass |",
+		"| 1,000 sessions on one endpoint: aggregate msgs/s at least 0.8x one session's (issue 15)<br><sub>Sessions/n=1000 ÷ Sessions/n=1 (msgs/s)</sub> | 0.75x | >= 0.80x | -6% | **miss** |",
+		"| 20.0 KiB | <= 16.0 KiB | -25% | **miss** |",
+		"| 0.5 retrans/msg | <= 0 retrans/msg | 0.5 retrans/msg over | **miss** |",
+		"## Sessions\n",
+		"![aggregate throughput and memory per session against the number of sessions](bench-sessions.png)",
+		"| 1 | 2.00M | 1.00x | 40.0 KiB | 2.68 MiB | 0.0000 | 0.0000 |", // sessions rows
+		"| 100 | 100k | 0.05x | 1000 B | 1000 B | 0.0000 | 0.0000 |",
+		"| 1,000 | 1.50M | 0.75x | 20.0 KiB | 500 B | 0.5000 | 0.5000 |",
 		"![throughput against loss rate](bench-loss.png)",
 		"![throughput against message size](bench-size.png)",
 		"### T\n\n`benchstat x`\n\n```text\ntable\n```",
@@ -237,6 +342,7 @@ func TestMarkdownAndCharts(t *testing.T) {
 	}{
 		{report.SizeChartFile, r.SizeChart},
 		{report.LossChartFile, r.LossChart},
+		{report.SessionsChartFile, r.SessionsChart},
 	} {
 		path := filepath.Join(dir, c.file)
 		if err := c.draw(path); err != nil {
@@ -272,6 +378,26 @@ func TestChartsWithMissingResults(t *testing.T) {
 	}
 	if err := r.LossChart(filepath.Join(dir, "l.png")); err != nil {
 		t.Error(err)
+	}
+	if err := r.SessionsChart(filepath.Join(dir, "n.png")); err != nil {
+		t.Error(err)
+	}
+	// No sessions results at all (a run filtered with -bench), or
+	// nothing at all.
+	r = parse(t, fake(1, func(n string, _ int) float64 {
+		if strings.HasPrefix(n, "Sessions/") {
+			return 0
+		}
+		return 1000
+	}, noExtra))
+	if err := r.SessionsChart(filepath.Join(dir, "n0.png")); err != nil {
+		t.Error(err)
+	}
+	r = parse(t, fake(1, func(string, int) float64 { return 0 }, noExtra))
+	for _, draw := range []func(string) error{r.SizeChart, r.LossChart, r.SessionsChart} {
+		if err := draw(filepath.Join(dir, "empty.png")); err != nil {
+			t.Error(err)
+		}
 	}
 }
 

@@ -23,6 +23,10 @@ const (
 	UnitRepairs   = "repairs/msg"
 	UnitNaks      = "naks/msg"
 	UnitOverruns  = "overruns"
+	// BenchmarkSessions' units: resident bytes per idle session end,
+	// established (before the throughput run) and after it.
+	UnitSessionBytes      = "B/session"
+	UnitSessionBytesAfter = "B/session-after"
 )
 
 // Results holds every measurement of a run, by benchmark name (without
@@ -81,6 +85,17 @@ func (r *Results) Median(name, unit string) (float64, bool) {
 	return (s[n/2-1] + s[n/2]) / 2, true
 }
 
+// Max returns the largest of a benchmark's values in unit over every
+// run, and false when there are none: a bound that no single run may
+// break (a median would hide one that did).
+func (r *Results) Max(name, unit string) (float64, bool) {
+	v := r.vals[name][unit]
+	if len(v) == 0 {
+		return 0, false
+	}
+	return slices.Max(v), true
+}
+
 // Count is how many runs of a benchmark reported unit.
 func (r *Results) Count(name, unit string) int { return len(r.vals[name][unit]) }
 
@@ -115,6 +130,15 @@ func multicastName(prefix string, subs, rcvbuf int) string {
 	}
 	return fmt.Sprintf("%s/subs=%d/rcvbuf=%d", prefix, subs, rcvbuf)
 }
+
+// SessionCounts are the session counts of BenchmarkSessions, and
+// SessionsTargetN the one its targets are set at.
+var SessionCounts = []int{1, 10, 100, 1000}
+
+const SessionsTargetN = 1000
+
+// SessionsName names BenchmarkSessions with n sessions on one endpoint.
+func SessionsName(n int) string { return fmt.Sprintf("Sessions/n=%d", n) }
 
 const (
 	RequestReplyName      = "RequestReply"

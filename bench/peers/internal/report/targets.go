@@ -1,6 +1,10 @@
 package report
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/cnlink/cnlink/bench"
+)
 
 // Target is one performance target (docs/ARCHITECTURE.md §6) checked
 // against a run.
@@ -10,7 +14,7 @@ type Target struct {
 	Got      float64 // the measured value (a ratio, or a count)
 	Want     float64 // the bound
 	AtMost   bool    // Got must be <= Want (otherwise >=)
-	Unit     string  // "x", "%", "allocs", "ms": how Got and Want print
+	Unit     string  // "x", "%", "ms", "B", "retrans/msg", ...: how Got and Want print
 	Measured bool    // false when a benchmark the target needs is missing
 }
 
@@ -54,6 +58,10 @@ func (t Target) format(v float64) string {
 		return fmt.Sprintf("%.0f%%", 100*v)
 	case "ms":
 		return fmt.Sprintf("%.2f ms", v)
+	case "B":
+		return Bytes(v)
+	case UnitRetrans:
+		return fmt.Sprintf("%.3g %s", v, t.Unit)
 	default:
 		return fmt.Sprintf("%.2f %s", v, t.Unit)
 	}
@@ -75,11 +83,17 @@ func (t Target) WantString() string {
 	return op + " " + t.format(t.Want)
 }
 
-// TargetSize is the message size the throughput targets are set at.
-const TargetSize = 256
+// TargetSize is the message size the throughput targets are set at, and
+// TargetBigSize that of the large-message target.
+const (
+	TargetSize    = 256
+	TargetBigSize = 16384
+)
 
-// Targets evaluates the performance targets of docs/ARCHITECTURE.md §6
-// on r.
+// Targets evaluates the performance targets of docs/ARCHITECTURE.md §6,
+// reliable multicast's (issue 14) and issue 15's on r, in that order. A
+// target whose benchmarks are missing from r is not Measured (and so
+// not a pass).
 func (r *Results) Targets() []Target {
 	ratio := func(a, b, unit string) (float64, bool) {
 		x, ok1 := r.Median(a, unit)
@@ -108,8 +122,8 @@ func (r *Results) Targets() []Target {
 	add(Target{What: "256 B, 10% loss: at least 50% of its own loss-free rate",
 		How: ReliableName(10, TargetSize) + " ÷ " + rel0 + " (msgs/s)", Want: 0.5, Unit: "%"}, v, ok)
 	v, ok = ratio(RequestReplyName, RawPingPongName, UnitP50)
-	add(Target{What: "request/reply p50 at most 2x the raw netlink ping-pong p50",
-		How: RequestReplyName + " ÷ " + RawPingPongName + " (p50-us)", Want: 2, AtMost: true, Unit: "x"}, v, ok)
+	add(Target{What: "request/reply p50 at most 1.5x the raw netlink ping-pong p50 (issue 15; was 2x)",
+		How: RequestReplyName + " ÷ " + RawPingPongName + " (p50-us)", Want: 1.5, AtMost: true, Unit: "x"}, v, ok)
 	v, ok = r.Median(RequestReplyLossyName, UnitP99)
 	add(Target{What: "request/reply p99 at 1% loss at most 5 ms",
 		How: RequestReplyLossyName + " (p99-us)", Want: 5, AtMost: true, Unit: "ms"}, v/1000, ok)
@@ -125,5 +139,59 @@ func (r *Results) Targets() []Target {
 	v, ok = ratio(mc, raw, UnitMsgs)
 	add(Target{What: fmt.Sprintf("multicast, %d subscribers, 256 B: reliable (every message to every subscriber) at least 50%% of raw multicast's per-subscriber rate", MulticastTargetSubs),
 		How: mc + " ÷ " + raw + " (msgs/s)", Want: 0.5, Unit: "%"}, v, ok)
+
+	// Issue 15.
+	big := ReliableName(0, TargetBigSize)
+	v, ok = ratio(big, RawName(TargetBigSize), UnitMsgs)
+	add(Target{What: "16 KiB, no loss: at least 1.0x raw netlink, one message per datagram (issue 15)",
+		How: big + " ÷ " + RawName(TargetBigSize) + " (msgs/s)", Want: 1, Unit: "x"}, v, ok)
+	v, ok = ratio(rel0, RawBatchedName(TargetSize), UnitMsgs)
+	add(Target{What: "256 B, no loss: at least 25% of batched raw netlink, the kernel's ceiling (issue 15)",
+		How: rel0 + " ÷ " + RawBatchedName(TargetSize) + " (msgs/s)", Want: 0.25, Unit: "%"}, v, ok)
+	// One retransmission in one run is a miss: the largest sample,
+	// not a median.
+	var lossless []string
+	for _, size := range bench.Sizes {
+		lossless = append(lossless, ReliableName(0, size))
+	}
+	for _, n := range SessionCounts {
+		lossless = append(lossless, SessionsName(n))
+	}
+	v, ok = r.maxOf(lossless, UnitRetrans)
+	add(Target{What: "no loss: exactly 0 retransmissions, in every run of every size and session count (issue 15)",
+		How:  "largest retrans/msg of any run of Reliable/loss=0/size=N (every size) and Sessions/n=N (every n)",
+		Want: 0, AtMost: true, Unit: UnitRetrans}, v, ok)
+	many, one := SessionsName(SessionsTargetN), SessionsName(1)
+	v, ok = ratio(many, one, UnitMsgs)
+	add(Target{What: fmt.Sprintf("%s sessions on one endpoint: aggregate msgs/s at least 0.8x one session's (issue 15)", thousands(SessionsTargetN)),
+		How: many + " ÷ " + one + " (msgs/s)", Want: 0.8, Unit: "x"}, v, ok)
+	v, ok = r.Median(many, UnitSessionBytes)
+	add(Target{What: fmt.Sprintf("an idle established session at most 16 KiB resident, per session end, at %s sessions (issue 15)", thousands(SessionsTargetN)),
+		How: many + " (" + UnitSessionBytes + ")", Want: 16 << 10, AtMost: true, Unit: "B"}, v, ok)
 	return ts
+}
+
+// maxOf is the largest value in unit over every run of the named
+// benchmarks, and false when any of them has none.
+func (r *Results) maxOf(names []string, unit string) (float64, bool) {
+	var m float64
+	for i, name := range names {
+		v, ok := r.Max(name, unit)
+		if !ok {
+			return 0, false
+		}
+		if i == 0 || v > m {
+			m = v
+		}
+	}
+	return m, len(names) > 0
+}
+
+// thousands prints n with a comma between thousands: 1,000.
+func thousands(n int) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
