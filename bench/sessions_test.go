@@ -222,16 +222,15 @@ func benchSessions(b *testing.B, n int) {
 	ends := float64(2 * n)
 	b.ReportMetric(float64(idle.goBytes-before.goBytes)/ends, "B/session")
 	b.ReportMetric(float64(after.goBytes-before.goBytes)/ends, "B/session-after")
-	b.Logf("n=%d b.N=%d: %d sessions established in %v (%.0f µs each); retransmissions during setup: %d",
-		n, total, n, established.Round(time.Millisecond), float64(established.Microseconds())/float64(n), handshakeRetrans)
-	b.Logf("retransmissions: %d (%d after an RTO, %d found spurious; %d duplicates suppressed by the receivers; largest sender SRTT %v); sends that met a full peer (EAGAIN): %d; overruns (ENOBUFS): %d; rejected frames: %v",
-		retrans, timeouts, spurious, dups, srtt, busy, overruns, rejected)
-	b.Logf("per session end: Go runtime %.0f B idle, %.0f B after the run; RSS %.0f B idle, %.0f B after the run",
+	// One line per run: the testing package keeps only the first ten
+	// lines a benchmark logs over all its runs.
+	b.Logf("b.N=%d: opened in %v (%.0f µs a session, %d retransmissions); retransmissions %d (%d after an RTO, %d found spurious, %d duplicates at the receivers, largest SRTT %v), EAGAIN %d, ENOBUFS %d, rejected %v; per session end, idle / after the run: Go runtime %.0f / %.0f B (heap objects %.0f / %.0f, stacks %.0f / %.0f), RSS %.0f / %.0f B",
+		total, established.Round(time.Millisecond), float64(established.Microseconds())/float64(n), handshakeRetrans,
+		retrans, timeouts, spurious, dups, srtt, busy, overruns, rejected,
 		float64(idle.goBytes-before.goBytes)/ends, float64(after.goBytes-before.goBytes)/ends,
+		float64(idle.objects-before.objects)/ends, float64(after.objects-before.objects)/ends,
+		float64(idle.stacks-before.stacks)/ends, float64(after.stacks-before.stacks)/ends,
 		float64(idle.rss-before.rss)/ends, float64(after.rss-before.rss)/ends)
-	b.Logf("of which idle: heap objects %.0f B, heap unused in spans %.0f B, goroutine stacks %.0f B; after the run: %.0f, %.0f, %.0f B",
-		float64(idle.objects-before.objects)/ends, float64(idle.unused-before.unused)/ends, float64(idle.stacks-before.stacks)/ends,
-		float64(after.objects-before.objects)/ends, float64(after.unused-before.unused)/ends, float64(after.stacks-before.stacks)/ends)
 }
 
 // openSessions dials len(out) sessions concurrently, session i from
@@ -374,9 +373,8 @@ func recvShare(ctx context.Context, s *reliable.Session, want int) error {
 type memory struct {
 	goBytes int64 // the Go runtime's memory less its free and released heap
 	rss     int64 // resident set size
-	// Parts of goBytes: live and dead heap objects, heap in spans that
-	// hold objects but is not used by them, goroutine stacks.
-	objects, unused, stacks int64
+	// Parts of goBytes: heap objects and goroutine stacks.
+	objects, stacks int64
 }
 
 var memorySamples = []metrics.Sample{
@@ -384,7 +382,6 @@ var memorySamples = []metrics.Sample{
 	{Name: "/memory/classes/heap/released:bytes"},
 	{Name: "/memory/classes/heap/free:bytes"},
 	{Name: "/memory/classes/heap/objects:bytes"},
-	{Name: "/memory/classes/heap/unused:bytes"},
 	{Name: "/memory/classes/heap/stacks:bytes"},
 }
 
@@ -399,8 +396,7 @@ func readMemory() memory {
 	m := memory{
 		goBytes: int64(s[0].Value.Uint64() - s[1].Value.Uint64() - s[2].Value.Uint64()),
 		objects: int64(s[3].Value.Uint64()),
-		unused:  int64(s[4].Value.Uint64()),
-		stacks:  int64(s[5].Value.Uint64()),
+		stacks:  int64(s[4].Value.Uint64()),
 	}
 	if b, err := os.ReadFile("/proc/self/statm"); err == nil {
 		if f := strings.Fields(string(b)); len(f) > 1 {
