@@ -17,11 +17,19 @@
 //     the retransmission timer, one RTO after the oldest unacknowledged
 //     transmission (RFC 6298 §5.1).
 //   - OnTimer declares lost what the time threshold says is lost, and on
-//     an RTO expiry first asks for a probe (a PING: a receiver that was
-//     merely slow answers with an acknowledgement covering everything,
-//     in the spirit of RFC 9002 §6.2's probe timeout), then, at the next
-//     expiry without progress, declares every unacknowledged record lost
-//     (RFC 6298 §5.4); each expiry backs the RTO off (§5.5).
+//     an RTO expiry asks for a probe (a PING: a receiver that was merely
+//     slow answers with an acknowledgement covering everything, in the
+//     spirit of RFC 9002 §6.2's probe timeout and RFC 8985's tail loss
+//     probe); only after MaxProbes unanswered probes does an expiry
+//     declare every unacknowledged record lost (RFC 6298 §5.4, the last
+//     resort); each expiry backs the RTO off (§5.5).
+//   - ProbeSent and OnAnswer make the probe exact: the ACK that names the
+//     probe (its seq) proves, on netlink's in-order lossless unicast,
+//     that whatever it leaves unacknowledged from before the probe is
+//     lost, and nothing else. So a slow peer costs a PING, never a
+//     retransmission, and tail loss is repaired one round trip after the
+//     first expiry. Restart moves the timer when frames that waited for
+//     a busy peer's queue finally leave.
 //   - OnStatusRequest answers a peer's overrun report (STATUS_REQ): at
 //     most once per round trip, it declares lost the records sent at
 //     least a round trip before (docs/PROTOCOL.md §7.2).

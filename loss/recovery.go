@@ -12,15 +12,29 @@ import (
 type Recovery[T any] struct {
 	snd *window.Sender[T]
 	rtt *retry.RTT
-	// probes counts RTO expiries since something was last acknowledged:
-	// the first sends a probe, later ones retransmit.
+	// probes counts RTO expiries since something was last acknowledged
+	// or a probe was answered: each sends a probe until MaxProbes went
+	// unanswered; the next one retransmits everything.
 	probes int
 	// rtoFrom: after a probe the retransmission timer runs from the
 	// probe, not from the (older) oldest transmission.
 	rtoFrom time.Duration
+	// The outstanding probe: the cn_msg seq it carried (the next DSN)
+	// and when it was sent (see ProbeSent, OnAnswer).
+	probeOut bool
+	probeSeq window.Seq
+	probeAt  time.Duration
 	// nextRepair: the next overrun report that may repair.
 	nextRepair time.Duration
 }
+
+// MaxProbes is how many RTO expiries in a row send a probe before the
+// next one declares every unacknowledged record lost. Probes are cheap
+// and retransmitting into a path that loses nothing is pure waste, so
+// several go before the last resort: only a path that loses the probes
+// or their answers too (or a peer that does not name the PING in its
+// answer, which docs/PROTOCOL.md allows) gets there.
+const MaxProbes = 3
 
 // New returns the recovery policy of snd, with an RTT estimator configured
 // by cfg (the zero RTTConfig is the recommended one for a local netlink
@@ -38,6 +52,9 @@ func (r *Recovery[T]) RTT() *retry.RTT { return r.rtt }
 func (r *Recovery[T]) OnAck(res window.AckResult) {
 	if res.Acked > 0 {
 		r.probes, r.rtoFrom = 0, 0
+	}
+	if r.snd.InFlight() == 0 {
+		r.probeOut = false
 	}
 	if res.RTTValid {
 		r.rtt.Update(res.RTT)
@@ -85,16 +102,65 @@ func (r *Recovery[T]) OnTimer(now time.Duration) Action {
 	}
 	if t, ok := r.rtoDeadline(); ok && now >= t {
 		a.RTO = true
-		if r.probes == 0 {
+		if r.probes < MaxProbes {
 			r.probes++
 			r.rtoFrom = now
 			a.Probe = true
 		} else {
+			r.probes, r.probeOut = 0, false
 			a.Lost += r.snd.MarkAllLost()
 		}
 		r.rtt.Backoff()
 	}
 	return a
+}
+
+// ProbeSent records that the probe Action.Probe asked for left at now,
+// carrying seq (a PING's cn_msg seq: the Sender's Next). A probe that
+// could not be sent (the peer's queue was full) is not recorded; the next
+// expiry asks again.
+func (r *Recovery[T]) ProbeSent(seq window.Seq, now time.Duration) {
+	if r.probeOut && seq == r.probeSeq {
+		// An answer cannot tell this probe from the outstanding one:
+		// judge by the older, which proves less.
+		return
+	}
+	r.probeOut, r.probeSeq, r.probeAt = true, seq, now
+}
+
+// OnAnswer takes the cn_msg seq of an acknowledgement, after OnAck took
+// its result, and reports how many records it declared lost.
+//
+// The seq names the frame the ACK answers: the PING's seq, or a DSN
+// (docs/PROTOCOL.md §6.4). One that names the outstanding probe or
+// anything sent after it proves that the peer has processed everything
+// sent before the probe: a netlink socket delivers one sender's
+// datagrams in order and never drops unicast between user ports (a full
+// queue refuses the send instead). So whatever the ACK leaves
+// unacknowledged from before the probe is lost, and nothing else is: a
+// peer that was merely slow gets no retransmission at all (RFC 8985's
+// tail loss probe, made exact by the in-order path). A path that
+// reorders (the fault injector can) only makes a declaration spurious,
+// which the receiver's duplicate suppression absorbs; a seq that names
+// nothing we sent (a peer may put anything there) is ignored.
+func (r *Recovery[T]) OnAnswer(seq window.Seq, now time.Duration) int {
+	if !r.probeOut || seq.Less(r.probeSeq) || r.snd.Next().Less(seq) {
+		return 0
+	}
+	r.probeOut = false
+	r.probes, r.rtoFrom = 0, 0
+	// Records sent in the probe's own turn (same time) may have followed
+	// it into the datagram: only strictly older ones are judged.
+	return r.snd.MarkLostSentBefore(r.probeAt - 1)
+}
+
+// Restart makes the retransmission timer run from now: the records in
+// flight only just left (they waited, encoded, for a busy peer's queue
+// to take them), so their age says nothing about the path.
+func (r *Recovery[T]) Restart(now time.Duration) {
+	if r.snd.InFlight() > 0 {
+		r.rtoFrom = max(r.rtoFrom, now)
+	}
 }
 
 // OnStatusRequest answers the peer's report that it overran and may have

@@ -61,7 +61,7 @@ func TestRecoveryRTO(t *testing.T) {
 				t.Fatalf("Deadline = %v with nothing in flight", d)
 			}
 		}},
-		{"first expiry probes, second retransmits", func(f *fixture) {
+		{"expiries probe, then retransmit as a last resort", func(f *fixture) {
 			f.snd.Push(0, 0)
 			f.snd.Push(10*us, 1)
 			if d := f.deadline(); d != 2*time.Millisecond {
@@ -70,18 +70,23 @@ func TestRecoveryRTO(t *testing.T) {
 			if a := f.r.OnTimer(2*time.Millisecond - 1); a != (Action{}) {
 				t.Fatalf("OnTimer before the deadline = %+v", a)
 			}
-			if a := f.r.OnTimer(2 * time.Millisecond); a != (Action{RTO: true, Probe: true}) {
-				t.Fatalf("first expiry = %+v, want a probe only", a)
+			// Each expiry probes and doubles the RTO; the timer runs
+			// from the probe: 2, 2+4, 6+8 ms.
+			at := 2 * time.Millisecond
+			for i := range MaxProbes {
+				if a := f.r.OnTimer(at); a != (Action{RTO: true, Probe: true}) {
+					t.Fatalf("expiry %d = %+v, want a probe only", i+1, a)
+				}
+				at += f.r.RTT().RTO()
+				if d := f.deadline(); d != at {
+					t.Fatalf("Deadline after probe %d = %v, want %v", i+1, d, at)
+				}
 			}
-			// The timer now runs from the probe, with the RTO doubled.
-			if d := f.deadline(); d != 2*time.Millisecond+4*time.Millisecond {
-				t.Fatalf("Deadline after the probe = %v, want 6ms", d)
+			if a := f.r.OnTimer(at); a != (Action{RTO: true, Lost: 2}) {
+				t.Fatalf("expiry after %d unanswered probes = %+v, want both records lost", MaxProbes, a)
 			}
-			if a := f.r.OnTimer(6 * time.Millisecond); a != (Action{RTO: true, Lost: 2}) {
-				t.Fatalf("second expiry = %+v, want both records lost", a)
-			}
-			if f.snd.Lost() != 2 || f.r.RTT().RTO() != 8*time.Millisecond {
-				t.Fatalf("lost %d, RTO %v; want 2 and 8ms", f.snd.Lost(), f.r.RTT().RTO())
+			if f.snd.Lost() != 2 || f.r.RTT().RTO() != 32*time.Millisecond {
+				t.Fatalf("lost %d, RTO %v; want 2 and 32ms", f.snd.Lost(), f.r.RTT().RTO())
 			}
 		}},
 		{"progress ends the episode", func(f *fixture) {
@@ -104,6 +109,90 @@ func TestRecoveryRTO(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.run(newFixture(t)) })
+	}
+}
+
+// The answer to a probe (an ACK whose seq names the PING or a later DSN)
+// declares lost exactly what it leaves unacknowledged from before the
+// probe; answers that name something older, or nothing we sent, prove
+// nothing.
+func TestRecoveryProbeAnswer(t *testing.T) {
+	// DSNs 100, 101, 102 at 0, 10, 20 µs; the probe at 2 ms carries 103.
+	setup := func(t *testing.T) *fixture {
+		f := newFixture(t, 0, 10*us, 20*us)
+		if a := f.r.OnTimer(2 * time.Millisecond); !a.Probe {
+			t.Fatalf("OnTimer = %+v, want a probe", a)
+		}
+		f.r.ProbeSent(103, 2*time.Millisecond)
+		return f
+	}
+	t.Run("names the probe: what is unacknowledged before it is lost", func(t *testing.T) {
+		f := setup(t)
+		f.snd.Push(2*time.Millisecond, 3) // 103, in the probe's own turn: not judged
+		f.ack(2100*us, 101)
+		if n := f.r.OnAnswer(102, 2100*us); n != 0 {
+			t.Fatalf("OnAnswer(102) = %d: seq 102 was sent before the probe, it proves nothing", n)
+		}
+		if n := f.r.OnAnswer(103, 2100*us); n != 2 {
+			t.Fatalf("OnAnswer(103) = %d, want 2 (101 and 102)", n)
+		}
+		for _, want := range []window.Seq{101, 102} {
+			if seq, _, ok := f.snd.PopLost(2100 * us); !ok || seq != want {
+				t.Fatalf("PopLost = %v %v, want %v", seq, ok, want)
+			}
+		}
+		if n := f.r.OnAnswer(103, 2200*us); n != 0 {
+			t.Fatalf("a second answer to the same probe declared %d lost", n)
+		}
+	})
+	t.Run("a slow peer: everything acknowledged, nothing lost", func(t *testing.T) {
+		f := setup(t)
+		f.ack(3*time.Millisecond, 103)
+		if n := f.r.OnAnswer(103, 3*time.Millisecond); n != 0 || f.snd.Lost() != 0 {
+			t.Fatalf("OnAnswer = %d, lost %d; want 0", n, f.snd.Lost())
+		}
+	})
+	t.Run("seq beyond anything sent is ignored", func(t *testing.T) {
+		f := setup(t)
+		if n := f.r.OnAnswer(104, 2100*us); n != 0 {
+			t.Fatalf("OnAnswer(104) = %d, want 0 (never sent)", n)
+		}
+		if n := f.r.OnAnswer(103+1<<31, 2100*us); n != 0 {
+			t.Fatalf("OnAnswer(far away) = %d, want 0", n)
+		}
+	})
+	t.Run("a second probe with the same seq keeps the first one's time", func(t *testing.T) {
+		f := setup(t)
+		f.snd.MarkLost(window.Range{Start: 100, End: 100})
+		f.snd.PopLost(3 * time.Millisecond) // 100 again at 3 ms, after the first probe
+		f.r.OnTimer(20 * time.Millisecond)
+		f.r.ProbeSent(103, 20*time.Millisecond)
+		// The answer may be to the first probe, which 100's second copy
+		// followed: 100 must not be judged by it.
+		if n := f.r.OnAnswer(103, 20100*us); n != 2 {
+			t.Fatalf("OnAnswer = %d, want 2 (101 and 102, not 100)", n)
+		}
+	})
+	t.Run("no probe outstanding: nothing", func(t *testing.T) {
+		f := newFixture(t, 0, 10*us)
+		if n := f.r.OnAnswer(102, time.Millisecond); n != 0 {
+			t.Fatalf("OnAnswer without a probe = %d", n)
+		}
+	})
+}
+
+// Restart moves the retransmission timer to now: what waited for a busy
+// peer's queue left only then.
+func TestRecoveryRestart(t *testing.T) {
+	f := newFixture(t, 0)
+	f.r.Restart(5 * time.Millisecond)
+	if d := f.deadline(); d != 7*time.Millisecond {
+		t.Fatalf("Deadline after Restart(5ms) = %v, want 7ms", d)
+	}
+	f.ack(6*time.Millisecond, 101)
+	f.r.Restart(8 * time.Millisecond) // nothing in flight: no effect
+	if d := f.deadline(); d != -1 {
+		t.Fatalf("Deadline with nothing in flight = %v", d)
 	}
 }
 

@@ -43,6 +43,9 @@ func (e *Endpoint) onAck(s *Session, f *wire.Parsed, now time.Duration) {
 	e.m.ackDone(now)
 	s.freeBatch()
 	s.rec.OnAck(res)
+	// An ACK that answers our RTO probe tells exactly what was lost
+	// before it (loss.Recovery.OnAnswer): those go out below.
+	byProbe := s.rec.OnAnswer(window.Seq(f.Seq), now) > 0
 	if res.RTTValid {
 		s.stats.srtt.Store(int64(s.rec.RTT().SRTT()))
 		e.m.rtt(res.RTT)
@@ -59,7 +62,7 @@ func (e *Endpoint) onAck(s *Session, f *wire.Parsed, now time.Duration) {
 		e.endSession(s, s.errOf(ErrClosed, nil), true, now)
 		return
 	}
-	e.retransmit(s, now, false)
+	e.retransmit(s, now, byProbe)
 	if res.Acked > 0 {
 		e.checkFlushers(s)
 	}
@@ -98,14 +101,19 @@ func (e *Endpoint) sendAck(s *Session, now time.Duration) {
 	}
 }
 
-// retransmit sends the window's lost records again.
+// retransmit sends the window's lost records again. Only frames that
+// had left before count as retransmitted: one a full peer queue refused
+// (sendMsg) goes out here for the first time.
 func (e *Endpoint) retransmit(s *Session, now time.Duration, rto bool) {
 	for s.state == stateEstablished && s.snd.HasLost() && !s.out.busy {
 		seq, m, ok := s.snd.PopLost(now)
 		if !ok {
 			break
 		}
-		e.sendMsg(s, seq, m, now)
+		again := m.left
+		if !e.sendMsg(s, seq, m, now) || !again {
+			continue // refused (marked lost again), or its first transmission
+		}
 		s.stats.retrans.Add(1)
 		if rto {
 			s.stats.rtoRetrans.Add(1)

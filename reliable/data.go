@@ -140,8 +140,9 @@ func (e *Endpoint) pullSends(s *Session, now time.Duration) {
 	s.mu.Unlock()
 }
 
-// sendMsg encodes one Data or Reply record.
-func (e *Endpoint) sendMsg(s *Session, seq window.Seq, m *msgBuf, now time.Duration) {
+// sendMsg encodes one Data or Reply record and reports whether it went
+// into a datagram.
+func (e *Endpoint) sendMsg(s *Session, seq window.Seq, m *msgBuf, now time.Duration) bool {
 	f := wire.Frame{ID: s.key.ch, Seq: uint32(seq), Ack: s.myEpoch, Port: e.tr.LocalPort(), Type: m.typ, Flags: m.flags}
 	if m.typ == wire.TypeReply {
 		f.Seq, f.Ack, f.Arg = m.replyTo, m.ackTo, uint32(seq)
@@ -151,7 +152,10 @@ func (e *Endpoint) sendMsg(s *Session, seq window.Seq, m *msgBuf, now time.Durat
 		// lost so that it goes out as soon as the peer drains, instead of
 		// waiting for the retransmission timer.
 		s.snd.MarkLost(window.Range{Start: seq, End: seq})
+		return false
 	}
+	m.left = true
+	return true
 }
 
 // appendFrame encodes a frame into the session's coalescing buffer.

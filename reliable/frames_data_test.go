@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cnlink/cnlink/internal/wire"
+	"github.com/cnlink/cnlink/loss"
 	"github.com/cnlink/cnlink/retry"
 	"github.com/cnlink/cnlink/transport"
 )
@@ -284,9 +285,11 @@ func TestFramesDataZeroWindowProbe(t *testing.T) {
 	})
 }
 
-// The retransmission timer: the first expiry sends a PING probe (seq = next
-// DSN), the second (after a doubled RTO) retransmits; an ACK stops it.
-func TestFramesDataRtoProbeThenRetransmit(t *testing.T) {
+// The retransmission timer sends PING probes (seq = next DSN), each after a
+// doubled RTO, and nothing else while nobody answers; after loss.MaxProbes
+// unanswered ones the next expiry retransmits everything (the last
+// resort); an ACK stops it.
+func TestFramesDataRtoUnansweredProbes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tc := newTestConn(t, nil)
 		s := tc.acceptSession()
@@ -295,13 +298,20 @@ func TestFramesDataRtoProbeThenRetransmit(t *testing.T) {
 			t.Fatal(err)
 		}
 		tc.wantFrame("DATA", wire.TypeData, hasSeq(I), hasAck(E), hasPayload("m0"))
-		w1 := tc.advanceUntilFrame(time.Second)
-		tc.wantFrame("first RTO expiry: a probe, not a retransmission", wire.TypePing, hasSeq(I+1), hasAck(E), hasFlags(0))
-		w2 := tc.advanceUntilFrame(time.Second)
-		tc.wantFrame("second expiry: the retransmission", wire.TypeData, hasSeq(I), hasAck(E), hasPayload("m0"), hasFlags(0))
-		// No RTT sample yet: the initial RTO, then doubled.
-		if w1 != retry.DefaultRTTInitial || w2 != 2*retry.DefaultRTTInitial {
-			t.Errorf("probe after %v, retransmission %v later; want %v and %v", w1, w2, retry.DefaultRTTInitial, 2*retry.DefaultRTTInitial)
+		// No RTT sample yet: the initial RTO, doubled at each expiry.
+		rto := retry.DefaultRTTInitial
+		for i := range loss.MaxProbes {
+			w := tc.advanceUntilFrame(time.Second)
+			tc.wantFrame(fmt.Sprintf("expiry %d: a probe, not a retransmission", i+1), wire.TypePing, hasSeq(I+1), hasAck(E), hasFlags(0))
+			if w != rto {
+				t.Errorf("probe %d after %v, want %v", i+1, w, rto)
+			}
+			rto *= 2
+		}
+		w := tc.advanceUntilFrame(time.Second)
+		tc.wantFrame("the last resort: the retransmission", wire.TypeData, hasSeq(I), hasAck(E), hasPayload("m0"), hasFlags(0))
+		if w != rto {
+			t.Errorf("retransmission %v after the last probe, want %v", w, rto)
 		}
 		if st := s.Stats(); st.TimeoutRetransmits != 1 || st.Retransmits != 1 {
 			t.Errorf("Stats TimeoutRetransmits %d Retransmits %d, want 1 1", st.TimeoutRetransmits, st.Retransmits)
@@ -309,6 +319,49 @@ func TestFramesDataRtoProbeThenRetransmit(t *testing.T) {
 		tc.write(tc.ackOf(I+1, I+64))
 		tc.wantIdleFor("acknowledged: no more probes or retransmissions", 500*time.Millisecond)
 	})
+}
+
+// The ACK that answers the RTO probe (its seq names the PING) says exactly
+// what was lost before the probe: that is retransmitted at once, and a
+// peer that was merely slow gets no retransmission at all.
+func TestFramesDataRtoProbeAnswered(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		cum  uint32 // offset from I the answer acknowledges up to
+		want []string
+	}{
+		{"m1 lost", 1, []string{"m1"}},
+		{"both lost", 0, []string{"m0", "m1"}},
+		{"slow peer", 2, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				tc := newTestConn(t, nil)
+				s := tc.acceptSession()
+				E, I := tc.epEpoch, tc.epISN
+				if _, err := s.SendBatch(context.Background(), [][]byte{[]byte("m0"), []byte("m1")}); err != nil {
+					t.Fatal(err)
+				}
+				tc.wantFrame("m0", wire.TypeData, hasSeq(I), hasPayload("m0"))
+				tc.wantFrame("m1", wire.TypeData, hasSeq(I+1), hasPayload("m1"))
+				tc.advanceUntilFrame(time.Second)
+				tc.wantFrame("the probe", wire.TypePing, hasSeq(I+2), hasAck(E))
+				// An ACK that does not name the probe proves nothing.
+				tc.write(tc.ackOf(I+tt.cum, I+64).withSeq(I + 1))
+				tc.wantIdleFor("an ACK that is not the probe's answer", 100*time.Microsecond)
+				tc.write(tc.ackOf(I+tt.cum, I+64).withSeq(I + 2))
+				for i, m := range tt.want {
+					tc.wantFrame(fmt.Sprintf("retransmission %d at once", i), wire.TypeData, hasSeq(I+tt.cum+uint32(i)), hasPayload(m))
+				}
+				if len(tt.want) == 0 {
+					tc.wantIdleFor("a slow peer: nothing to resend", 100*time.Microsecond)
+				}
+				if st := s.Stats(); st.Retransmits != uint64(len(tt.want)) || st.TimeoutRetransmits != uint64(len(tt.want)) {
+					t.Errorf("Stats Retransmits %d TimeoutRetransmits %d, want %d", st.Retransmits, st.TimeoutRetransmits, len(tt.want))
+				}
+			})
+		})
+	}
 }
 
 // Keepalive: an idle session PINGs after KeepAlive without hearing from the
@@ -419,7 +472,7 @@ func TestFramesDataAckBeyondSent(t *testing.T) {
 		}
 		tc.wantFrame("DATA", wire.TypeData, hasSeq(I), hasAck(E))
 		tc.write(tc.ackOf(I+5, I+64))
-		tc.advance(20 * time.Millisecond)
+		tc.advance(100 * time.Millisecond) // nobody answers the probes: the last resort
 		found := false
 		for _, f := range tc.takeFrames() {
 			found = found || f.Header.Type == wire.TypeData && f.Seq == I

@@ -70,6 +70,10 @@ func (e *Endpoint) flushOut(o *outBuf, now time.Duration) {
 			o.busy = false
 			o.sched.Reset(now)
 			for _, s := range o.sessions {
+				if s.rec != nil {
+					// What waited for the peer's queue left only now.
+					s.rec.Restart(now)
+				}
 				e.markReady(s)
 			}
 		}

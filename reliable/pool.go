@@ -18,6 +18,10 @@ type msgBuf struct {
 	ackTo   uint32        // Reply: the request's cn_msg.ack + 1
 	reply   chan replyMsg // Request: where the Reply goes
 	sentAt  time.Duration // first transmission (endpoint clock), for cnlink.delivery.duration
+	// left: the frame went into a datagram at least once. A send refused
+	// by a full peer queue (EAGAIN) never left, so sending it later is
+	// its first transmission, not a retransmission.
+	left bool
 }
 
 type replyMsg struct {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cnlink/cnlink/internal/wire"
+	"github.com/cnlink/cnlink/window"
 )
 
 // onTimer runs a session's due timers.
@@ -45,12 +46,17 @@ func (e *Endpoint) onTimer(s *Session, now time.Duration) {
 		e.fail(s, ErrTimeout, errors.New("graceful close did not finish in time"))
 		return
 	}
-	if d, ok := s.rec.Deadline(); ok && now >= d {
+	// While the peer's queue refuses our datagrams (EAGAIN) no loss
+	// timer runs: the peer is alive and behind, the frames waiting for
+	// its queue have not left, and what is in flight sits in that queue.
+	if d, ok := s.rec.Deadline(); ok && now >= d && !s.out.busy {
 		// The policy is loss.Recovery's: time-threshold losses, then
 		// the RTO's probe first and retransmissions after.
 		a := s.rec.OnTimer(now)
 		if a.Probe {
-			e.sendPing(s, now)
+			if seq, ok := e.sendPing(s, now); ok {
+				s.rec.ProbeSent(seq, now)
+			}
 		}
 		if a.Lost > 0 {
 			e.retransmit(s, now, a.RTO && !a.Probe)
@@ -90,6 +96,9 @@ func (e *Endpoint) reschedule(s *Session, now time.Duration) {
 			d = min(d, s.closeAt)
 		}
 		if t, ok := s.rec.Deadline(); ok {
+			if s.out.busy {
+				t = max(t, s.out.retryAt) // see onTimer
+			}
 			d = min(d, t)
 		} else if !s.snd.CanSend() && s.queued() > 0 {
 			// Nothing in flight and the peer's window closed.
@@ -106,9 +115,11 @@ func (e *Endpoint) reschedule(s *Session, now time.Duration) {
 }
 
 // sendPing probes the peer (keepalive, zero window, RTO probe); the
-// answer is an ACK.
-func (e *Endpoint) sendPing(s *Session, now time.Duration) {
+// answer is an ACK. It reports the PING's seq and whether it went into a
+// datagram (not when the peer's queue is full).
+func (e *Endpoint) sendPing(s *Session, now time.Duration) (window.Seq, bool) {
 	f := wire.Frame{ID: s.key.ch, Seq: uint32(s.snd.Next()), Ack: s.myEpoch, Port: e.tr.LocalPort(), Type: wire.TypePing}
-	e.appendFrame(s, &f, nil, nil, now)
+	ok := e.appendFrame(s, &f, nil, nil, now)
 	s.lastPing = now
+	return window.Seq(f.Seq), ok
 }
