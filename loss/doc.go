@@ -20,8 +20,9 @@
 //     an RTO expiry asks for a probe (a PING: a receiver that was merely
 //     slow answers with an acknowledgement covering everything, in the
 //     spirit of RFC 9002 §6.2's probe timeout and RFC 8985's tail loss
-//     probe); only after MaxProbes unanswered probes does an expiry
-//     declare every unacknowledged record lost (RFC 6298 §5.4, the last
+//     probe); only after MaxProbes unanswered probes, and only if the peer
+//     meanwhile sent an ACK that did not name the probe, does an expiry
+//     declare the oldest transmission lost (RFC 6298 §5.4, the last
 //     resort); each expiry backs the RTO off (§5.5).
 //   - ProbeSent and OnAnswer make the probe exact: the ACK that names the
 //     probe (its seq) proves, on netlink's in-order lossless unicast,

@@ -13,9 +13,11 @@ type Recovery[T any] struct {
 	snd *window.Sender[T]
 	rtt *retry.RTT
 	// probes counts RTO expiries since something was last acknowledged
-	// or a probe was answered: each sends a probe until MaxProbes went
-	// unanswered; the next one retransmits everything.
+	// or a probe was answered; see MaxProbes.
 	probes int
+	// heard: an ACK that did not name the outstanding probe arrived
+	// after it was sent (the peer is alive but does not answer in kind).
+	heard bool
 	// rtoFrom: after a probe the retransmission timer runs from the
 	// probe, not from the (older) oldest transmission.
 	rtoFrom time.Duration
@@ -28,12 +30,16 @@ type Recovery[T any] struct {
 	nextRepair time.Duration
 }
 
-// MaxProbes is how many RTO expiries in a row send a probe before the
-// next one declares every unacknowledged record lost. Probes are cheap
-// and retransmitting into a path that loses nothing is pure waste, so
-// several go before the last resort: only a path that loses the probes
-// or their answers too (or a peer that does not name the PING in its
-// answer, which docs/PROTOCOL.md allows) gets there.
+// MaxProbes is how many RTO expiries in a row send only a probe. After
+// that, an expiry retransmits the oldest unacknowledged transmission
+// (RFC 6298 §5.4's "earliest segment"; RACK then finds the rest from its
+// acknowledgement), but only if an ACK that did not name the probe came
+// in meanwhile: a peer that answers, but not in kind (docs/PROTOCOL.md
+// lets a receiver put anything in an ACK's seq). A peer that answers
+// nothing is either behind (its queue holds our frames: retransmitting
+// adds to it), dead (the engine's dead-peer timeout decides), or on a
+// path that lost the probes (the next probe gets through): probing on is
+// right in all three, and retransmitting would be waste.
 const MaxProbes = 3
 
 // New returns the recovery policy of snd, with an RTT estimator configured
@@ -54,7 +60,7 @@ func (r *Recovery[T]) OnAck(res window.AckResult) {
 		r.probes, r.rtoFrom = 0, 0
 	}
 	if r.snd.InFlight() == 0 {
-		r.probeOut = false
+		r.probeOut, r.heard = false, false
 	}
 	if res.RTTValid {
 		r.rtt.Update(res.RTT)
@@ -102,13 +108,14 @@ func (r *Recovery[T]) OnTimer(now time.Duration) Action {
 	}
 	if t, ok := r.rtoDeadline(); ok && now >= t {
 		a.RTO = true
-		if r.probes < MaxProbes {
+		if r.probes < MaxProbes || !r.heard {
 			r.probes++
 			r.rtoFrom = now
 			a.Probe = true
-		} else {
-			r.probes, r.probeOut = 0, false
-			a.Lost += r.snd.MarkAllLost()
+		} else if t, ok := r.snd.OldestSentAt(); ok {
+			r.probes, r.probeOut, r.heard = 0, false, false
+			r.rtoFrom = now
+			a.Lost += r.snd.MarkLostSentBefore(t)
 		}
 		r.rtt.Backoff()
 	}
@@ -144,10 +151,14 @@ func (r *Recovery[T]) ProbeSent(seq window.Seq, now time.Duration) {
 // which the receiver's duplicate suppression absorbs; a seq that names
 // nothing we sent (a peer may put anything there) is ignored.
 func (r *Recovery[T]) OnAnswer(seq window.Seq, now time.Duration) int {
-	if !r.probeOut || seq.Less(r.probeSeq) || r.snd.Next().Less(seq) {
+	if !r.probeOut {
 		return 0
 	}
-	r.probeOut = false
+	if seq.Less(r.probeSeq) || r.snd.Next().Less(seq) {
+		r.heard = true
+		return 0
+	}
+	r.probeOut, r.heard = false, false
 	r.probes, r.rtoFrom = 0, 0
 	// Records sent in the probe's own turn (same time) may have followed
 	// it into the datagram: only strictly older ones are judged.

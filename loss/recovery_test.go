@@ -61,7 +61,7 @@ func TestRecoveryRTO(t *testing.T) {
 				t.Fatalf("Deadline = %v with nothing in flight", d)
 			}
 		}},
-		{"expiries probe, then retransmit as a last resort", func(f *fixture) {
+		{"expiries probe; the last resort needs an answer not in kind", func(f *fixture) {
 			f.snd.Push(0, 0)
 			f.snd.Push(10*us, 1)
 			if d := f.deadline(); d != 2*time.Millisecond {
@@ -82,11 +82,23 @@ func TestRecoveryRTO(t *testing.T) {
 					t.Fatalf("Deadline after probe %d = %v, want %v", i+1, d, at)
 				}
 			}
-			if a := f.r.OnTimer(at); a != (Action{RTO: true, Lost: 2}) {
-				t.Fatalf("expiry after %d unanswered probes = %+v, want both records lost", MaxProbes, a)
+			// A silent peer: probing goes on.
+			if a := f.r.OnTimer(at); a != (Action{RTO: true, Probe: true}) {
+				t.Fatalf("expiry after %d probes nobody answered = %+v, want another probe", MaxProbes, a)
 			}
-			if f.snd.Lost() != 2 || f.r.RTT().RTO() != 32*time.Millisecond {
-				t.Fatalf("lost %d, RTO %v; want 2 and 32ms", f.snd.Lost(), f.r.RTT().RTO())
+			f.r.ProbeSent(102, at)
+			at += f.r.RTT().RTO()
+			// A peer that answers, but does not name the probe: the
+			// last resort resends the oldest transmission only.
+			f.ack(at-time.Millisecond, 100)
+			if n := f.r.OnAnswer(99, at-time.Millisecond); n != 0 {
+				t.Fatalf("OnAnswer(99) = %d", n)
+			}
+			if a := f.r.OnTimer(at); a != (Action{RTO: true, Lost: 1}) {
+				t.Fatalf("expiry after an answer not in kind = %+v, want the oldest record lost", a)
+			}
+			if seq, _, ok := f.snd.PopLost(at); !ok || seq != 100 || f.snd.Lost() != 0 {
+				t.Fatalf("PopLost = %v %v (lost left %d), want 100 alone", seq, ok, f.snd.Lost())
 			}
 		}},
 		{"progress ends the episode", func(f *fixture) {

@@ -97,7 +97,7 @@ func (e *Endpoint) endSession(s *Session, err *SessionError, timeWait bool, now 
 	s.mu.Lock()
 	s.endErr = err
 	queue := s.sendQ[s.sendHead:]
-	s.sendQ, s.sendHead = nil, 0
+	s.sendQ, s.sendHead, s.sendBytes = nil, 0, 0
 	s.flushers = nil
 	s.mu.Unlock()
 	// Close returns nil only when the peer's engine holds every message

@@ -17,10 +17,10 @@ func TestConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Config{Window: 4096, SendBuffer: 4096, RecvBuffer: 1024, MaxMessage: 16384, MaxDatagram: 65536,
+	want := Config{Window: 4096, SendBuffer: 256, SendBufferBytes: 1 << 20, RecvBuffer: 1024, MaxMessage: 16384, MaxDatagram: 65536,
 		AcceptBacklog: 64, HandshakeTimeout: 5 * time.Second, KeepAlive: time.Second,
 		DeadPeerTimeout: 5 * time.Second, CloseTimeout: 5 * time.Second}
-	if c.Window != want.Window || c.SendBuffer != want.SendBuffer || c.RecvBuffer != want.RecvBuffer ||
+	if c.Window != want.Window || c.SendBuffer != want.SendBuffer || c.SendBufferBytes != want.SendBufferBytes || c.RecvBuffer != want.RecvBuffer ||
 		c.MaxMessage != want.MaxMessage || c.MaxDatagram != want.MaxDatagram || c.AcceptBacklog != want.AcceptBacklog ||
 		c.HandshakeTimeout != want.HandshakeTimeout || c.KeepAlive != want.KeepAlive ||
 		c.DeadPeerTimeout != want.DeadPeerTimeout || c.CloseTimeout != want.CloseTimeout {

@@ -286,9 +286,9 @@ func TestFramesDataZeroWindowProbe(t *testing.T) {
 }
 
 // The retransmission timer sends PING probes (seq = next DSN), each after a
-// doubled RTO, and nothing else while nobody answers; after loss.MaxProbes
-// unanswered ones the next expiry retransmits everything (the last
-// resort); an ACK stops it.
+// doubled RTO, and nothing else while nobody answers. A peer that answers
+// but does not name the probe in its ACK's seq gets, after loss.MaxProbes
+// probes, the oldest frame again (the last resort); an ACK stops it.
 func TestFramesDataRtoUnansweredProbes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tc := newTestConn(t, nil)
@@ -300,7 +300,7 @@ func TestFramesDataRtoUnansweredProbes(t *testing.T) {
 		tc.wantFrame("DATA", wire.TypeData, hasSeq(I), hasAck(E), hasPayload("m0"))
 		// No RTT sample yet: the initial RTO, doubled at each expiry.
 		rto := retry.DefaultRTTInitial
-		for i := range loss.MaxProbes {
+		for i := range loss.MaxProbes + 2 {
 			w := tc.advanceUntilFrame(time.Second)
 			tc.wantFrame(fmt.Sprintf("expiry %d: a probe, not a retransmission", i+1), wire.TypePing, hasSeq(I+1), hasAck(E), hasFlags(0))
 			if w != rto {
@@ -308,6 +308,8 @@ func TestFramesDataRtoUnansweredProbes(t *testing.T) {
 			}
 			rto *= 2
 		}
+		// An answer that does not name the probe (seq is informative).
+		tc.write(tc.ackOf(I, I+64).withSeq(I - 7))
 		w := tc.advanceUntilFrame(time.Second)
 		tc.wantFrame("the last resort: the retransmission", wire.TypeData, hasSeq(I), hasAck(E), hasPayload("m0"), hasFlags(0))
 		if w != rto {
@@ -472,7 +474,9 @@ func TestFramesDataAckBeyondSent(t *testing.T) {
 		}
 		tc.wantFrame("DATA", wire.TypeData, hasSeq(I), hasAck(E))
 		tc.write(tc.ackOf(I+5, I+64))
-		tc.advance(100 * time.Millisecond) // nobody answers the probes: the last resort
+		tc.advanceUntilFrame(time.Second)
+		tc.wantFrame("the RTO probe", wire.TypePing, hasSeq(I+1))
+		tc.write(tc.ackOf(I, I+64).withSeq(I + 1)) // its answer: m0 is missing
 		found := false
 		for _, f := range tc.takeFrames() {
 			found = found || f.Header.Type == wire.TypeData && f.Seq == I

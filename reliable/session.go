@@ -40,6 +40,7 @@ type Session struct {
 	sendQ     []*msgBuf // FIFO; sendQ[sendHead:] are waiting
 	sendHead  int
 	sendCap   int
+	sendBytes int // bytes of sendQ[sendHead:]
 	endErr    error     // once set, Send fails with it
 	closing   bool      // Close called: Send fails with ErrClosed
 	readyFlag bool      // listed in the endpoint's ready list
@@ -192,17 +193,18 @@ func (s *Session) SendBatch(ctx context.Context, msgs [][]byte) (int, error) {
 			s.mu.Unlock()
 			return n, err
 		}
-		free := s.sendCap - (len(s.sendQ) - s.sendHead)
-		if free == 0 {
+		k := 0
+		for n+k < len(msgs) && s.roomLocked(len(msgs[n+k])) {
+			s.sendQ = append(s.sendQ, s.newMsgLocked(msgs[n+k], typeData))
+			s.sendBytes += len(msgs[n+k])
+			k++
+		}
+		if k == 0 {
 			s.mu.Unlock()
 			if err := s.waitSpace(ctx); err != nil {
 				return n, err
 			}
 			continue
-		}
-		k := min(free, len(msgs)-n)
-		for _, msg := range msgs[n : n+k] {
-			s.sendQ = append(s.sendQ, s.newMsgLocked(msg, typeData))
 		}
 		n += k
 		s.kickLocked()
@@ -230,8 +232,9 @@ func (s *Session) enqueue(ctx context.Context, p []byte, typ wire.Type, flags ui
 			s.mu.Unlock()
 			return err
 		}
-		if len(s.sendQ)-s.sendHead < s.sendCap {
+		if s.roomLocked(len(p)) {
 			m := s.newMsgLocked(p, typ)
+			s.sendBytes += len(p)
 			m.flags = flags
 			m.reply = reply
 			if fill != nil {
@@ -247,6 +250,13 @@ func (s *Session) enqueue(ctx context.Context, p []byte, typ wire.Type, flags ui
 			return err
 		}
 	}
+}
+
+// roomLocked reports whether the send queue takes one more message of n
+// bytes (Config.SendBuffer, Config.SendBufferBytes). s.mu is held.
+func (s *Session) roomLocked(n int) bool {
+	q := len(s.sendQ) - s.sendHead
+	return q == 0 || q < s.sendCap && s.sendBytes+n <= s.ep.cfg.SendBufferBytes
 }
 
 func (s *Session) waitSpace(ctx context.Context) error {
@@ -274,6 +284,9 @@ func (s *Session) takeSend(dst []*msgBuf, n int) []*msgBuf {
 	q := s.sendQ[s.sendHead:]
 	k := min(n, len(q))
 	dst = append(dst, q[:k]...)
+	for _, m := range q[:k] {
+		s.sendBytes -= len(m.b)
+	}
 	clear(q[:k])
 	s.sendHead += k
 	if s.sendHead == len(s.sendQ) {
