@@ -40,7 +40,7 @@ type Session struct {
 	sendQ     []*msgBuf // FIFO; sendQ[sendHead:] are waiting
 	sendHead  int
 	sendCap   int
-	sendBytes int // bytes of sendQ[sendHead:]
+	sendBytes int       // bytes of sendQ[sendHead:]
 	endErr    error     // once set, Send fails with it
 	closing   bool      // Close called: Send fails with ErrClosed
 	readyFlag bool      // listed in the endpoint's ready list
