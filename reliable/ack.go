@@ -93,7 +93,7 @@ func (e *Endpoint) sendAck(s *Session, now time.Duration) {
 	e.ctlScr = body[:0]
 	f := wire.Frame{ID: s.key.ch, Seq: s.ackSeq, Ack: s.peerEpoch + 1, Port: e.tr.LocalPort(), Type: wire.TypeAck, Flags: flags, Arg: uint32(a.Cum)}
 	if e.appendFrame(s, &f, body, nil, now) {
-		s.ackDue = false
+		s.ackDue, s.ackUrgent, s.ackHold = false, false, 0
 		s.statusReq = false
 		if credit := a.Limit.Sub(a.Cum); credit < e.cfg.Window/4 {
 			s.pump.wantUpdate.Store(true)

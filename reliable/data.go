@@ -36,16 +36,26 @@ func (e *Endpoint) onData(s *Session, dsn uint32, f *wire.Parsed, now time.Durat
 	it := rxItem{seq: f.Seq, ack: f.Ack, typ: uint8(f.Header.Type), flags: f.Header.Flags}
 	it.data = s.payloadCopy(f.Body)
 	held := s.rcv.Buffered()
+	// The ACK of a request or reply that arrived in order, with no gap
+	// behind it, may wait a little for the answer to ride with it.
+	lazy := held == 0 && window.Seq(dsn) == s.rcv.Cum() && it.flags&wire.FlagFin == 0 &&
+		(f.Header.Type == wire.TypeReply || it.flags&wire.FlagRequest != 0)
 	switch s.rcv.Push(window.Seq(dsn), it) {
 	case window.Duplicate:
 		s.stats.dups.Add(1)
 		e.m.dup()
 		s.rpool.cache = append(s.rpool.cache, it.data[:0])
+		lazy = false
 	case window.OutOfWindow:
 		e.reject(rejectWindow)
 		s.rpool.cache = append(s.rpool.cache, it.data[:0])
+		lazy = false
 	}
-	e.needAck(s, dsn)
+	if lazy {
+		e.needAckLazy(s, dsn)
+	} else {
+		e.needAck(s, dsn)
+	}
 	for {
 		it, ok := s.rcv.Pop()
 		if !ok {

@@ -23,7 +23,9 @@ func (tc *testConn) reply(req, dsn uint32, payload string) tcOut {
 
 // The endpoint answers a request with a REPLY carrying the request's seq
 // and ack + 1 and, in arg, its own DSN; a retransmitted request is not
-// handed to the application again.
+// handed to the application again. The ACK of an in-order request waits
+// up to ackHoldMax for the reply (PROTOCOL.md §6.4), then leaves alone;
+// the duplicate's ACK does not wait.
 func TestFramesRequestServed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tc := newTestConn(t, nil)
@@ -36,7 +38,12 @@ func TestFramesRequestServed(t *testing.T) {
 		}
 		tc.wantFrame("DATA before the reply", wire.TypeData, hasSeq(I), hasAck(E), hasPayload("m0"))
 		tc.write(tc.data(Q, "question").withFlags(wire.FlagRequest))
-		tc.wantFrame("the request acknowledged", wire.TypeAck, hasSeq(Q), hasAck(P+1), hasCum(Q+1))
+		tc.wantIdleFor("the request's ACK waits for the reply", ackHoldMax-time.Microsecond)
+		tc.advance(time.Microsecond)
+		f := tc.wantFrame("no reply in time: the request acknowledged alone", wire.TypeAck, hasSeq(Q), hasAck(P+1), hasCum(Q+1))
+		if f.at != ackHoldMax {
+			t.Errorf("held ACK sent %v after the request, want %v", f.at, ackHoldMax)
+		}
 		var r *Request
 		select {
 		case r = <-s.Requests():
@@ -58,6 +65,37 @@ func TestFramesRequestServed(t *testing.T) {
 		tc.wantFrame("REPLY", wire.TypeReply, hasSeq(Q), hasAck(P+1), hasArg(I+1), hasFlags(0), hasPayload("answer"))
 		tc.write(tc.ackOf(I+2, I+64))
 		tc.wantIdle("the reply acknowledged")
+	})
+}
+
+// A request answered at once: its ACK rides in the REPLY's datagram; the
+// requester's ACK of the REPLY rides with its next request the same way.
+func TestFramesRequestAckRidesWithReply(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tc := newTestConn(t, nil)
+		s := tc.acceptSession()
+		P, Q := tc.peerSyn.Epoch, tc.peerSyn.ISN
+		I := tc.epISN
+		ctx := context.Background()
+		served := make(chan error, 1)
+		go func() {
+			r := <-s.Requests()
+			served <- r.Reply(ctx, append([]byte("re:"), r.Data...))
+		}()
+		tc.write(tc.data(Q, "question").withFlags(wire.FlagRequest))
+		rp := tc.wantFrame("the REPLY first", wire.TypeReply, hasSeq(Q), hasAck(P+1), hasArg(I), hasPayload("re:question"))
+		ack := tc.wantFrame("the ACK in the same datagram", wire.TypeAck, hasSeq(Q), hasAck(P+1), hasCum(Q+1))
+		if rp.dgram != ack.dgram || rp.at != 0 {
+			t.Errorf("REPLY in datagram %d at %v, ACK in datagram %d: want one datagram, sent at once", rp.dgram, rp.at, ack.dgram)
+		}
+		if err := <-served; err != nil {
+			t.Fatal(err)
+		}
+		// Plain DATA is acknowledged at once, held ACK or not.
+		tc.write(tc.data(Q+1, "plain"))
+		tc.wantFrame("DATA: no hold", wire.TypeAck, hasSeq(Q+1), hasCum(Q+2))
+		tc.write(tc.ackOf(I+1, I+64))
+		tc.wantIdleFor("all acknowledged", time.Second/2)
 	})
 }
 
@@ -104,6 +142,8 @@ func TestFramesRequestAnswered(t *testing.T) {
 		}
 		late := tc.ep.Stats().Rejected["late_reply"]
 		tc.write(tc.reply(I+7, Q+2, "nobody asked"))
+		tc.wantIdleFor("a REPLY's ACK waits for a request to ride with", ackHoldMax-time.Microsecond)
+		tc.advance(time.Microsecond)
 		tc.wantFrame("a REPLY nobody waits for still takes its DSN", wire.TypeAck, hasSeq(Q+2), hasAck(P+1), hasCum(Q+3))
 		if n := tc.ep.Stats().Rejected["late_reply"]; n != late+1 {
 			t.Errorf("Rejected[late_reply] = %d, want %d", n, late+1)

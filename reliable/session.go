@@ -76,6 +76,8 @@ type Session struct {
 	probeAt    time.Duration // zero-window probe
 	closeAt    time.Duration // graceful close deadline; timewait expiry
 	ackDue     bool
+	ackUrgent  bool            // the ACK owed may not wait (see needAckLazy)
+	ackHold    time.Duration   // a held ACK leaves by then at the latest (0: none held)
 	ackSeq     uint32          // cn_msg.seq of the newest frame to answer
 	statusReq  bool            // ask the peer for its status (we overran)
 	statusAt   time.Duration   // next status request after an overrun

@@ -110,6 +110,13 @@ func (e *Endpoint) reschedule(s *Session, now time.Duration) {
 		if s.statusAt != 0 {
 			d = min(d, s.statusAt)
 		}
+		if s.ackHold != 0 {
+			t := s.ackHold
+			if s.out.busy {
+				t = max(t, s.out.retryAt) // it cannot leave before
+			}
+			d = min(d, t)
+		}
 	}
 	e.timers.schedule(s, d)
 }
