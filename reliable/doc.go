@@ -44,11 +44,11 @@
 //
 // Send blocks while the session's window (Config.Window messages in
 // flight) and queue (Config.SendBuffer messages, Config.SendBufferBytes
-// bytes) are full, and only then. The
-// receiver advertises credit: messages the application has not taken
-// from Recv count against it, so a slow reader stops a fast sender instead
-// of growing memory. Memory per session is bounded by Window, SendBuffer,
-// SendBufferBytes and RecvBuffer, whatever the peer sends. When a peer's socket is full
+// bytes) are full, and only then. The receiver advertises credit:
+// messages the application has not taken from Recv count against it, so
+// a slow reader stops a fast sender instead of growing memory. Memory per
+// session is bounded by Window, SendBuffer, SendBufferBytes and
+// RecvBuffer, whatever the peer sends. When a peer's socket is full
 // (EAGAIN) the endpoint retries that peer on a backoff schedule without
 // delaying other peers.
 //
