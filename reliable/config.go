@@ -39,8 +39,10 @@ type Config struct {
 	// queued 16 KiB messages ran at 0.7x the rate of 64, and 256-byte
 	// messages at 0.75x of 256 queued; docs/BENCHMARKS.md).
 	SendBufferBytes int
-	// RecvBuffer is the capacity of each session's Recv channel. Zero
-	// means 1024.
+	// RecvBuffer is the capacity of each session's Recv channel, made on
+	// the first call to Recv (RecvBatch and RecvIter take messages without
+	// it), and how many unread messages may still wait when Done closes.
+	// Zero means 1024. The Requests channel holds min(RecvBuffer, 64).
 	RecvBuffer int
 	// MaxMessage is the largest message accepted, in bytes. Zero means
 	// 16384; at most MaxMessageLimit. A session's limit in each direction

@@ -338,6 +338,7 @@ func (e *Endpoint) newSession(k key, initiator bool) *Session {
 		replyWait: make(map[uint32]chan replyMsg),
 	}
 	s.pump.wake = make(chan struct{}, 1)
+	s.pump.avail = make(chan struct{}, 1)
 	s.pump.end = make(chan struct{})
 	s.pump.abandon = make(chan struct{})
 	s.out = e.outFor(k.port)
@@ -364,8 +365,7 @@ func (e *Endpoint) attach(s *Session) {
 		return
 	}
 	s.attached = true
-	s.recvCh = make(chan []byte, e.cfg.RecvBuffer)
-	s.reqCh = make(chan *Request, e.cfg.RecvBuffer)
+	s.reqCh = make(chan *Request, min(e.cfg.RecvBuffer, reqBuffer))
 	e.wg.Add(1)
 	go s.runPump()
 	if s.state == stateEstablished {
@@ -374,6 +374,11 @@ func (e *Endpoint) attach(s *Session) {
 		e.markReady(s)
 	}
 }
+
+// reqBuffer caps the Requests channel: requests are answered one by one,
+// so a deep channel only costs memory in every session (the pump's queue
+// holds the rest).
+const reqBuffer = 64
 
 // preAcceptCredit is the receive window of a session not yet taken by
 // Accept: a few messages, so that a peer may send at once (and close)

@@ -774,9 +774,10 @@ func (tc *testConn) dialSession() *Session {
 
 // recvNow returns the next message already on s's Recv channel.
 func (tc *testConn) recvNow(s *Session) ([]byte, bool) {
+	ch := s.Recv() // the first call makes the channel: let the pump fill it
 	synctest.Wait()
 	select {
-	case m := <-s.Recv():
+	case m := <-ch:
 		return m, true
 	default:
 		return nil, false

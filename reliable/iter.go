@@ -31,7 +31,26 @@ import (
 // Breaking out of the loop leaves the session as it is; the messages not
 // yet read stay in Recv.
 func (s *Session) RecvIter(ctx context.Context) iter.Seq2[[]byte, error] {
-	return receiveIter(ctx, s, s.recvCh)
+	return func(yield func([]byte, error) bool) {
+		// One message per RecvBatch: what the loop does not take stays
+		// with the session when it breaks out.
+		var one [1][]byte
+		for {
+			if _, err := s.RecvBatch(ctx, one[:]); err != nil {
+				if ctx.Err() != nil && err == ctx.Err() {
+					yield(nil, err)
+				} else if err := s.endOfStream(); err != nil {
+					yield(nil, err)
+				}
+				return
+			}
+			m := one[0]
+			one[0] = nil
+			if !yield(m, nil) {
+				return
+			}
+		}
+	}
 }
 
 // RequestsIter is RecvIter for requests: it yields each request in

@@ -14,29 +14,50 @@ func (s *Session) RecvBatch(ctx context.Context, dst [][]byte) (int, error) {
 	if len(dst) == 0 {
 		return 0, nil
 	}
-	select {
-	case dst[0] = <-s.recvCh:
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	case <-s.doneCh:
-		// Deliveries are over; drain what is left.
+	for {
+		if n := s.takeWaiting(dst); n > 0 {
+			return n, nil
+		}
+		var ch chan []byte // nil (never ready) until Recv made it
+		if s.chanMode.Load() {
+			ch = s.recvCh
+		}
 		select {
-		case dst[0] = <-s.recvCh:
-		default:
+		case dst[0] = <-ch:
+			return 1 + s.takeWaiting(dst[1:]), nil
+		case <-s.pump.avail:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-s.doneCh:
+			// Deliveries are over; take what is left.
+			if n := s.takeWaiting(dst); n > 0 {
+				return n, nil
+			}
 			return 0, s.Err()
 		}
 	}
-	n := 1
+}
+
+// takeWaiting fills dst with what is waiting, without blocking: the Recv
+// channel's messages (if Recv made one), then the pump's queue (steal).
+func (s *Session) takeWaiting(dst [][]byte) int {
+	n := 0
 	for n < len(dst) {
-		select {
-		case dst[n] = <-s.recvCh:
-			n++
-			continue
-		default:
+		if s.chanMode.Load() {
+			select {
+			case dst[n] = <-s.recvCh:
+				n++
+				continue
+			default:
+			}
 		}
-		break
+		k, chanFirst := s.steal(dst[n:])
+		n += k
+		if !chanFirst {
+			break
+		}
 	}
-	return n, nil
+	return n
 }
 
 // Recycle hands a message received from this session back for reuse: its

@@ -49,8 +49,10 @@ type Session struct {
 	space     chan struct{}
 	flushers  []chan struct{}
 
-	recvCh chan []byte
-	reqCh  chan *Request
+	recvCh   chan []byte // made by the first Recv; read it only after chanMode
+	chanMode atomic.Bool // Recv was called: the pump feeds recvCh
+	recvOnce sync.Once
+	reqCh    chan *Request
 	ended  chan struct{} // closed by the owner when the session ends
 	doneCh chan struct{} // closed by the pump once deliveries are finished
 	err    atomic.Pointer[error]
@@ -145,7 +147,32 @@ func (s *Session) MaxMessage() int { return s.maxMsg }
 // Recv returns the channel on which messages arrive, in order, exactly
 // once. It is never closed: watch Done. Messages that arrived before the
 // session ended stay readable after Done is closed.
-func (s *Session) Recv() <-chan []byte { return s.recvCh }
+//
+// The channel (Config.RecvBuffer messages) is made by the first call: a
+// session read only with RecvBatch or RecvIter never has one, and takes
+// its messages in batches instead of one channel operation each.
+func (s *Session) Recv() <-chan []byte {
+	s.recvOnce.Do(func() {
+		ch := make(chan []byte, s.ep.cfg.RecvBuffer)
+		p := &s.pump
+		p.mu.Lock()
+		select {
+		case <-s.doneCh:
+			// The pump is gone; what it left queued (no more than the
+			// channel holds, see canEndLocked) moves in now.
+			for ; p.head < len(p.items); p.head++ {
+				ch <- p.items[p.head].data
+				p.items[p.head] = delivery{}
+			}
+		default:
+		}
+		s.recvCh = ch
+		s.chanMode.Store(true)
+		p.mu.Unlock()
+		notify(p.wake)
+	})
+	return s.recvCh
+}
 
 // Requests returns the channel of incoming requests (see Request). It is
 // never closed. Requests share the stream with messages: a peer's requests
