@@ -53,9 +53,9 @@ type Session struct {
 	chanMode atomic.Bool // Recv was called: the pump feeds recvCh
 	recvOnce sync.Once
 	reqCh    chan *Request
-	ended  chan struct{} // closed by the owner when the session ends
-	doneCh chan struct{} // closed by the pump once deliveries are finished
-	err    atomic.Pointer[error]
+	ended    chan struct{} // closed by the owner when the session ends
+	doneCh   chan struct{} // closed by the pump once deliveries are finished
+	err      atomic.Pointer[error]
 	// closeErr is what Close returns; set by the owner before ended is
 	// closed: nil when the peer's engine holds everything we sent.
 	closeErr error
