@@ -75,13 +75,13 @@ func (e *Endpoint) run() {
 		for _, o := range e.busyOuts {
 			next = min(next, o.retryAt)
 		}
-		if next != armed {
+		// The timer only ever moves earlier: waking up before the
+		// next deadline costs an idle turn, while moving the runtime
+		// timer on every change (an ACK held, then sent; the RTO pushed
+		// by each acknowledgement) costs two resets per round trip.
+		if next < armed {
 			armed = next
-			if next == noDeadline {
-				timer.Stop()
-			} else {
-				timer.Reset(max(next-e.now(), 0))
-			}
+			timer.Reset(max(next-e.now(), 0))
 		}
 	}
 }
