@@ -16,6 +16,14 @@
 //     out and back, reporting the p50-us and p99-us round trip;
 //     BenchmarkRequestReplyLossy/loss=1 is the request/reply run with 1%
 //     loss, whose p99 is what recovery costs a caller.
+//   - BenchmarkSessions/n=N: N sessions on one accepting endpoint from up
+//     to 4 dialing endpoints, default Config, 256-byte messages spread
+//     over all of them: aggregate msgs/s, retrans/msg, and B/session, the
+//     Go memory one idle established session end holds (B/session-after:
+//     the same after the run).
+//   - BenchmarkRawMulticast and BenchmarkMulticast/subs=N/rcvbuf=B: a
+//     connector group with N subscribers, raw (loss allowed) and reliable
+//     (package multicast), msgs/s per subscriber.
 //
 // Every benchmark sends b.N messages whose first 8 bytes carry their index
 // (Stamp) and checks on the receiving side that all of them arrive once,
