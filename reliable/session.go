@@ -40,12 +40,10 @@ type Session struct {
 	sendQ     []*msgBuf // FIFO; sendQ[sendHead:] are waiting
 	sendHead  int
 	sendCap   int
-	sendBytes int       // bytes of sendQ[sendHead:]
-	endErr    error     // once set, Send fails with it
-	closing   bool      // Close called: Send fails with ErrClosed
-	readyFlag bool      // listed in the endpoint's ready list
-	free      []*msgBuf // recycled buffers (see pool.go)
-	freeBytes int       // capacity held by free
+	sendBytes int   // bytes of sendQ[sendHead:]
+	endErr    error // once set, Send fails with it
+	closing   bool  // Close called: Send fails with ErrClosed
+	readyFlag bool  // listed in the endpoint's ready list
 	space     chan struct{}
 	flushers  []chan struct{}
 
@@ -93,7 +91,6 @@ type Session struct {
 	peerFin    bool   // the peer's FIN was delivered: its stream is over
 	rstReason  uint32 // in stateResetWait, what RST answers late frames with
 	touched    bool
-	freeing    []*msgBuf // released this turn, returned to the free list under one lock
 	myISN      window.Seq
 	release    func(window.Seq, *msgBuf)
 	stats      sessionStats
