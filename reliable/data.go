@@ -44,11 +44,11 @@ func (e *Endpoint) onData(s *Session, dsn uint32, f *wire.Parsed, now time.Durat
 	case window.Duplicate:
 		s.stats.dups.Add(1)
 		e.m.dup()
-		s.rpool.cache = append(s.rpool.cache, it.data[:0])
+		recycleRecv(it.data)
 		lazy = false
 	case window.OutOfWindow:
 		e.reject(rejectWindow)
-		s.rpool.cache = append(s.rpool.cache, it.data[:0])
+		recycleRecv(it.data)
 		lazy = false
 	}
 	if lazy {

@@ -46,7 +46,6 @@ const (
 	maxPooledShift = 16
 	minPooledCap   = 1 << minPooledShift
 	maxPooledCap   = 1 << maxPooledShift
-	poolBudget     = 8 << 20 // receive free lists, per session (recv.go)
 )
 
 var msgPools [maxPooledShift - minPooledShift + 1]sync.Pool

@@ -2,7 +2,9 @@ package reliable
 
 import (
 	"context"
+	"math/bits"
 	"sync"
+	"unsafe"
 )
 
 // RecvBatch waits for at least one message and then fills dst with every
@@ -64,49 +66,42 @@ func (s *Session) takeWaiting(dst [][]byte) int {
 // memory will hold a later message. With every message recycled the
 // receive path allocates nothing. The caller must not touch msg (or
 // anything aliasing it) afterwards. Recycling is optional.
-func (s *Session) Recycle(msg []byte) {
-	if cap(msg) == 0 || cap(msg) > maxPooledCap {
+func (s *Session) Recycle(msg []byte) { recycleRecv(msg) }
+
+// Receive buffers are shared by every session of the process, like
+// msgBufs (pool.go): recvPools[k] holds buffers of capacity
+// minPooledCap<<k, each as a pointer to its first byte (a pointer goes
+// into a sync.Pool without an allocation, a slice does not). A buffer is
+// filed under the largest class its capacity holds.
+var recvPools [maxPooledShift - minPooledShift + 1]sync.Pool
+
+func recycleRecv(msg []byte) {
+	c := cap(msg)
+	if c < minPooledCap || c > maxPooledCap {
 		return
 	}
-	r := &s.rpool
-	r.mu.Lock()
-	// Bounded by what can be outstanding: the window plus the channel.
-	if len(r.free) < s.ep.cfg.Window+s.ep.cfg.RecvBuffer && r.freeBytes+cap(msg) <= poolBudget {
-		r.free = append(r.free, msg[:0])
-		r.freeBytes += cap(msg)
-	}
-	r.mu.Unlock()
-}
-
-// recvPool holds recycled receive buffers. The owner takes them in
-// batches so that it locks once per datagram at most.
-type recvPool struct {
-	mu        sync.Mutex
-	free      [][]byte
-	freeBytes int
-	cache     [][]byte // owner-only
+	k := bits.Len(uint(c)) - 1 - minPooledShift
+	recvPools[k].Put(unsafe.SliceData(msg[:1]))
 }
 
 // payloadCopy returns an application-owned copy of p (owner side).
 func (s *Session) payloadCopy(p []byte) []byte {
-	r := &s.rpool
-	if len(r.cache) == 0 {
-		r.mu.Lock()
-		r.cache, r.free = r.free, r.cache[:0]
-		r.freeBytes = 0
-		r.mu.Unlock()
+	c := minPooledCap
+	if len(p) > minPooledCap {
+		c = 1 << bits.Len(uint(len(p)-1))
 	}
-	for len(r.cache) > 0 {
-		b := r.cache[len(r.cache)-1]
-		r.cache[len(r.cache)-1] = nil
-		r.cache = r.cache[:len(r.cache)-1]
-		if cap(b) >= len(p) {
-			return append(b, p...)
-		}
+	if c > maxPooledCap {
+		// The one allocation per message on the receive path when the
+		// application does not recycle: the copy it will own.
+		b := make([]byte, len(p))
+		copy(b, p)
+		return b
 	}
-	// The one allocation per message on the receive path when the
-	// application does not recycle: the copy it will own.
-	b := make([]byte, len(p))
+	k := bits.Len(uint(c)) - 1 - minPooledShift
+	if v, ok := recvPools[k].Get().(*byte); ok {
+		return append(unsafe.Slice(v, c)[:0], p...)
+	}
+	b := make([]byte, len(p), c)
 	copy(b, p)
 	return b
 }

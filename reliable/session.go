@@ -58,8 +58,7 @@ type Session struct {
 	// closed: nil when the peer's engine holds everything we sent.
 	closeErr error
 
-	pump  pump
-	rpool recvPool
+	pump pump
 
 	// Owner-only state below.
 	state      state
