@@ -177,11 +177,32 @@ func (e *Endpoint) checkFlushers(s *Session) {
 		return
 	}
 	s.mu.Lock()
-	if len(s.sendQ) == s.sendHead && len(s.flushers) > 0 {
+	flushed := len(s.sendQ) == s.sendHead && len(s.flushers) > 0
+	if flushed {
 		for _, ch := range s.flushers {
 			close(ch)
 		}
 		s.flushers = nil
 	}
 	s.mu.Unlock()
+	if flushed {
+		s.shrink() // a Flush is over: the session may well go idle
+	}
+}
+
+// shrink frees what traffic grew and an idle session does not need: the
+// window rings (back to their initial size, when nothing is in flight or
+// held) and the owner's delivery batch. It runs when a Flush is over and
+// when a session heard nothing for KeepAlive; a session that sends again
+// grows them again. Owner only.
+func (s *Session) shrink() {
+	if s.snd != nil {
+		s.snd.Shrink()
+	}
+	if s.rcv != nil {
+		s.rcv.Shrink()
+	}
+	if len(s.delivering) == 0 {
+		s.delivering = nil
+	}
 }

@@ -78,6 +78,7 @@ func (e *Endpoint) onTimer(s *Session, now time.Duration) {
 	}
 	if now >= max(s.lastHeard, s.lastPing)+e.cfg.KeepAlive {
 		e.sendPing(s, now)
+		s.shrink() // nothing heard for a while: idle
 	}
 	e.touchSession(s)
 }

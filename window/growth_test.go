@@ -161,12 +161,13 @@ func TestSenderGrowthRandom(t *testing.T) {
 			p := newSenderPair(t, isn, SenderConfig{Window: window, ReorderWindowMin: -1})
 			now := time.Duration(0)
 			v := 0
+			shrunk := 0
 			for range 1500 {
 				now += time.Duration(rng.IntN(200)) * time.Microsecond
 				base, next := p.whole.Base(), p.whole.Next()
 				span := next.Sub(base)
 				pick := func() Seq { return base.Add(rng.IntN(span+4) - 2) }
-				switch op := rng.IntN(12); {
+				switch op := rng.IntN(13); {
 				case op < 4: // push a burst, mostly a short one: the ring grows slowly
 					for k := 1 + rng.IntN(1+rng.IntN(window)); k > 0 && p.whole.CanSend(); k-- {
 						p.push(now, v)
@@ -203,10 +204,19 @@ func TestSenderGrowthRandom(t *testing.T) {
 					srtt := time.Duration(rng.IntN(20000)) * time.Microsecond
 					p.whole.SetSRTT(srtt)
 					p.lazy.SetSRTT(srtt)
+				case op == 12: // everything acknowledged, then the growing ring shrinks
+					a := Ack{Cum: next, Limit: next.Add(window)}
+					if rng.IntN(2) == 0 {
+						a.DupValid, a.Dup = true, next.Add(-1-rng.IntN(2*ringSize(window)+2))
+					}
+					p.onAck(now, a)
+					if p.lazy.Shrink() {
+						shrunk++
+					}
 				}
 				p.state("the step")
 			}
-			t.Logf("window %d: ring grew to %d slots; %d retired now, room for %d", window, len(p.lazy.recs), p.lazy.nretired, len(p.lazy.retired))
+			t.Logf("window %d: ring grew to %d slots (shrunk %d times); %d retired now, room for %d", window, len(p.lazy.recs), shrunk, p.lazy.nretired, len(p.lazy.retired))
 		})
 	}
 }
@@ -254,7 +264,7 @@ func TestReceiverGrowthRandom(t *testing.T) {
 					t.Fatalf("after %s: whole ring %s, growing ring %s", what, ws, ls)
 				}
 			}
-			maxRing := 0
+			maxRing, shrunk := 0, 0
 			for range 1500 {
 				switch op := rng.IntN(10); {
 				case op < 6:
@@ -266,6 +276,9 @@ func TestReceiverGrowthRandom(t *testing.T) {
 						v1, ok1 := whole.Pop()
 						v2, ok2 := lazy.Pop()
 						same("Pop", fmt.Sprint(v1, ok1), fmt.Sprint(v2, ok2))
+					}
+					if rng.IntN(3) == 0 && lazy.Shrink() { // only when it holds nothing
+						shrunk++
 					}
 				case op == 8:
 					backlog := rng.IntN(window+2) - 1
@@ -301,6 +314,7 @@ func TestReceiverGrowthRandom(t *testing.T) {
 			if maxRing > pow2(window) {
 				t.Errorf("ring grew to %d for a window of %d", maxRing, window)
 			}
+			t.Logf("window %d: ring grew to %d at most, shrunk %d times", window, maxRing, shrunk)
 		})
 	}
 }

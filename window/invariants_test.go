@@ -123,7 +123,10 @@ func (s *Sender[T]) checkRetired() error {
 	}
 	for k := range s.nretired {
 		e := s.retired[(s.rhead+k)&(len(s.retired)-1)]
-		if d := s.next.Sub(e.seq); d < 2 || d > 2*s.horizon {
+		// Push retires the record of Next-len(recs) and then pushes, so
+		// its entries are 2 or more before Next; Shrink retires up to
+		// Next-1.
+		if d := s.next.Sub(e.seq); d < 1 || d > 2*s.horizon {
 			return fmt.Errorf("retired: %#x is %d before next %#x", uint32(e.seq), d, uint32(s.next))
 		}
 		if e.flags&(fPushed|fRetx) != fPushed|fRetx {

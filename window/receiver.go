@@ -389,3 +389,18 @@ func (r *Receiver[T]) Footprint() int {
 		cap(r.have.w)*8 +
 		cap(r.ranges)*int(unsafe.Sizeof(Range{}))
 }
+
+// Shrink returns the ring to the size a new Receiver starts with, when it
+// holds nothing (Buffered is 0), and reports whether it did: it frees what
+// a burst of traffic grew, for a session that goes idle.
+func (r *Receiver[T]) Shrink() bool {
+	size := min(minRing, pow2(r.window))
+	if r.buffered != 0 || len(r.vals) <= size {
+		return false
+	}
+	r.vals = make([]T, size)
+	r.vmask = uint32(size - 1)
+	r.have = newBitRing(max(size, 64))
+	r.room = min(r.window, size)
+	return true
+}

@@ -1100,3 +1100,32 @@ func (s *Sender[T]) unlink(l *list, i uint32) {
 	}
 	r.prev, r.next = noSlot, noSlot
 }
+
+// Shrink returns the ring to the size a new Sender starts with, when no
+// record is unacknowledged (Base == Next), and reports whether it did: it
+// frees what a burst of traffic grew, for a session that goes idle. The
+// retransmitted records the ring still describes and a ring of horizon
+// slots would keep for duplicate reports retire first, as when Push
+// reuses their slots, so that Shrink changes nothing but the memory held.
+func (s *Sender[T]) Shrink() bool {
+	size := min(minRing, pow2(s.window))
+	if s.base != s.next || len(s.recs) <= size {
+		return false
+	}
+	n := len(s.recs)
+	for k := n; k > 0; k-- { // oldest first: retired stays sorted
+		seq := s.next.Add(-k)
+		r := &s.recs[uint32(seq)&s.mask]
+		if r.flags&fPushed != 0 && r.seq == seq && r.flags&(fRetx|fSpurious) == fRetx {
+			s.retire(r)
+		}
+	}
+	s.recs = make([]sentRecord[T], size)
+	s.mask = uint32(size - 1)
+	s.room = min(s.window, size)
+	s.retxInRing = 0
+	s.acked = newBitRing(max(size, 64))
+	s.lost = newBitRing(max(size, 64))
+	s.flight, s.lostList = emptyList, emptyList
+	return true
+}
