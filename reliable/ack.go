@@ -192,9 +192,9 @@ func (e *Endpoint) checkFlushers(s *Session) {
 
 // shrink frees what traffic grew and an idle session does not need: the
 // window rings (back to their initial size, when nothing is in flight or
-// held) and the owner's delivery batch. It runs when a Flush is over and
-// when a session heard nothing for KeepAlive; a session that sends again
-// grows them again. Owner only.
+// held), the owner's delivery batch and the pump's queue. It runs when a
+// Flush is over and when a session heard nothing for KeepAlive; a session
+// that sends again grows them again. Owner only.
 func (s *Session) shrink() {
 	if s.snd != nil {
 		s.snd.Shrink()
@@ -205,4 +205,10 @@ func (s *Session) shrink() {
 	if len(s.delivering) == 0 {
 		s.delivering = nil
 	}
+	p := &s.pump
+	p.mu.Lock()
+	if p.head == len(p.items) {
+		p.items, p.head = nil, 0 // grown to the largest backlog
+	}
+	p.mu.Unlock()
 }
