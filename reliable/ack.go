@@ -41,7 +41,6 @@ func (e *Endpoint) onAck(s *Session, f *wire.Parsed, now time.Duration) {
 		e.reject(rejectState) // acknowledges DSNs we never sent
 	}
 	e.m.ackDone(now)
-	s.freeBatch()
 	s.rec.OnAck(res)
 	// An ACK that answers our RTO probe tells exactly what was lost
 	// before it (loss.Recovery.OnAnswer): those go out below.

@@ -86,7 +86,3 @@ func (s *Session) recycle(m *msgBuf) {
 		msgPools[k].Put(m)
 	}
 }
-
-// freeBatch is a no-op kept for the call sites that end a batch of
-// recycles.
-func (s *Session) freeBatch() {}

@@ -346,7 +346,6 @@ func (s *Session) failTaken(ms []*msgBuf) {
 		}
 		s.recycle(m)
 	}
-	s.freeBatch()
 }
 
 func (s *Session) queued() int {
