@@ -150,7 +150,12 @@ func (r *Recovery[T]) ProbeSent(seq window.Seq, now time.Duration) {
 // reorders (the fault injector can) only makes a declaration spurious,
 // which the receiver's duplicate suppression absorbs; a seq that names
 // nothing we sent (a peer may put anything there) is ignored.
-func (r *Recovery[T]) OnAnswer(seq window.Seq, now time.Duration) int {
+//
+// ranges are the ACK's SACK ranges. A receiver that has more holes than
+// it reports leaves the lowest ranges out (docs/PROTOCOL.md §6.4), and
+// what it left out is not lost: with SureRanges ranges or more, only
+// what lies above the lowest reported range is judged.
+func (r *Recovery[T]) OnAnswer(seq window.Seq, ranges []window.Range, now time.Duration) int {
 	if !r.probeOut {
 		return 0
 	}
@@ -160,10 +165,23 @@ func (r *Recovery[T]) OnAnswer(seq window.Seq, now time.Duration) int {
 	}
 	r.probeOut, r.heard = false, false
 	r.probes, r.rtoFrom = 0, 0
+	from := r.snd.Base()
+	if len(ranges) >= SureRanges {
+		from = ranges[0].Start
+		for _, rg := range ranges[1:] {
+			if rg.Start.Less(from) {
+				from = rg.Start
+			}
+		}
+	}
 	// Records sent in the probe's own turn (same time) may have followed
 	// it into the datagram: only strictly older ones are judged.
-	return r.snd.MarkLostSentBefore(r.probeAt - 1)
+	return r.snd.MarkLostSentBeforeFrom(r.probeAt-1, from)
 }
+
+// SureRanges is the number of SACK ranges from which an ACK may have left
+// some out: the Go implementation reports at most 16.
+const SureRanges = 16
 
 // Restart makes the retransmission timer run from now: the records in
 // flight only just left (they waited, encoded, for a busy peer's queue

@@ -91,7 +91,7 @@ func TestRecoveryRTO(t *testing.T) {
 			// A peer that answers, but does not name the probe: the
 			// last resort resends the oldest transmission only.
 			f.ack(at-time.Millisecond, 100)
-			if n := f.r.OnAnswer(99, at-time.Millisecond); n != 0 {
+			if n := f.r.OnAnswer(99, nil, at-time.Millisecond); n != 0 {
 				t.Fatalf("OnAnswer(99) = %d", n)
 			}
 			if a := f.r.OnTimer(at); a != (Action{RTO: true, Lost: 1}) {
@@ -142,10 +142,10 @@ func TestRecoveryProbeAnswer(t *testing.T) {
 		f := setup(t)
 		f.snd.Push(2*time.Millisecond, 3) // 103, in the probe's own turn: not judged
 		f.ack(2100*us, 101)
-		if n := f.r.OnAnswer(102, 2100*us); n != 0 {
+		if n := f.r.OnAnswer(102, nil, 2100*us); n != 0 {
 			t.Fatalf("OnAnswer(102) = %d: seq 102 was sent before the probe, it proves nothing", n)
 		}
-		if n := f.r.OnAnswer(103, 2100*us); n != 2 {
+		if n := f.r.OnAnswer(103, nil, 2100*us); n != 2 {
 			t.Fatalf("OnAnswer(103) = %d, want 2 (101 and 102)", n)
 		}
 		for _, want := range []window.Seq{101, 102} {
@@ -153,23 +153,23 @@ func TestRecoveryProbeAnswer(t *testing.T) {
 				t.Fatalf("PopLost = %v %v, want %v", seq, ok, want)
 			}
 		}
-		if n := f.r.OnAnswer(103, 2200*us); n != 0 {
+		if n := f.r.OnAnswer(103, nil, 2200*us); n != 0 {
 			t.Fatalf("a second answer to the same probe declared %d lost", n)
 		}
 	})
 	t.Run("a slow peer: everything acknowledged, nothing lost", func(t *testing.T) {
 		f := setup(t)
 		f.ack(3*time.Millisecond, 103)
-		if n := f.r.OnAnswer(103, 3*time.Millisecond); n != 0 || f.snd.Lost() != 0 {
+		if n := f.r.OnAnswer(103, nil, 3*time.Millisecond); n != 0 || f.snd.Lost() != 0 {
 			t.Fatalf("OnAnswer = %d, lost %d; want 0", n, f.snd.Lost())
 		}
 	})
 	t.Run("seq beyond anything sent is ignored", func(t *testing.T) {
 		f := setup(t)
-		if n := f.r.OnAnswer(104, 2100*us); n != 0 {
+		if n := f.r.OnAnswer(104, nil, 2100*us); n != 0 {
 			t.Fatalf("OnAnswer(104) = %d, want 0 (never sent)", n)
 		}
-		if n := f.r.OnAnswer(103+1<<31, 2100*us); n != 0 {
+		if n := f.r.OnAnswer(103+1<<31, nil, 2100*us); n != 0 {
 			t.Fatalf("OnAnswer(far away) = %d, want 0", n)
 		}
 	})
@@ -181,13 +181,54 @@ func TestRecoveryProbeAnswer(t *testing.T) {
 		f.r.ProbeSent(103, 20*time.Millisecond)
 		// The answer may be to the first probe, which 100's second copy
 		// followed: 100 must not be judged by it.
-		if n := f.r.OnAnswer(103, 20100*us); n != 2 {
+		if n := f.r.OnAnswer(103, nil, 20100*us); n != 2 {
 			t.Fatalf("OnAnswer = %d, want 2 (101 and 102, not 100)", n)
+		}
+	})
+	t.Run("SACK ranges perhaps cut short: only above the lowest is judged", func(t *testing.T) {
+		// 60 records; the ACK reports SureRanges single-DSN ranges, the
+		// lowest at 120: 100..119 may be in ranges the receiver left out.
+		f := newFixture(t)
+		for i := range 60 {
+			f.snd.Push(time.Duration(i)*us, i)
+		}
+		// 100..119 went out again at 1 ms: sent after what the ACK
+		// below SACKs, so RACK leaves them alone and only the probe's
+		// answer can judge them.
+		f.snd.MarkLost(window.Range{Start: 100, End: 119})
+		for range 20 {
+			f.snd.PopLost(time.Millisecond)
+		}
+		f.r.OnTimer(2 * time.Millisecond)
+		f.r.ProbeSent(160, 2*time.Millisecond)
+		var ranges []window.Range
+		for i := range SureRanges {
+			at := window.Seq(150 - 2*i) // 150, 148, ... 120
+			ranges = append(ranges, window.Range{Start: at, End: at})
+		}
+		f.ack(2100*us, 100, ranges...)
+		for { // what RACK's packet threshold declared: resent, not judged again
+			if _, _, ok := f.snd.PopLost(2100 * us); !ok {
+				break
+			}
+		}
+		n := f.r.OnAnswer(160, ranges, 2100*us)
+		for {
+			seq, _, ok := f.snd.PopLost(2100 * us)
+			if !ok {
+				break
+			}
+			if seq.Less(120) {
+				t.Fatalf("record %v below the lowest reported range declared lost", seq)
+			}
+		}
+		if n == 0 {
+			t.Fatal("nothing declared lost above the lowest range")
 		}
 	})
 	t.Run("no probe outstanding: nothing", func(t *testing.T) {
 		f := newFixture(t, 0, 10*us)
-		if n := f.r.OnAnswer(102, time.Millisecond); n != 0 {
+		if n := f.r.OnAnswer(102, nil, time.Millisecond); n != 0 {
 			t.Fatalf("OnAnswer without a probe = %d", n)
 		}
 	})

@@ -44,7 +44,7 @@ func (e *Endpoint) onAck(s *Session, f *wire.Parsed, now time.Duration) {
 	s.rec.OnAck(res)
 	// An ACK that answers our RTO probe tells exactly what was lost
 	// before it (loss.Recovery.OnAnswer): those go out below.
-	byProbe := s.rec.OnAnswer(window.Seq(f.Seq), now) > 0
+	byProbe := s.rec.OnAnswer(window.Seq(f.Seq), a.Ranges, now) > 0
 	if res.RTTValid {
 		s.stats.srtt.Store(int64(s.rec.RTT().SRTT()))
 		e.m.rtt(res.RTT)

@@ -756,10 +756,29 @@ const maxTime = time.Duration(1<<63 - 1)
 // sent after cutoff, into the lost list. Both lists are in transmission
 // order (so the flight list's sentAt never decreases), so this is a merge.
 func (s *Sender[T]) markLostBefore(cutoff time.Duration) int {
+	return s.markLostBeforeFrom(cutoff, s.base)
+}
+
+// MarkLostSentBeforeFrom is MarkLostSentBefore for the records at or
+// above from only: what an acknowledgement whose SACK ranges may have
+// been cut short (the lowest left out) proves missing.
+func (s *Sender[T]) MarkLostSentBeforeFrom(cutoff time.Duration, from Seq) int {
+	return s.markLostBeforeFrom(cutoff, from)
+}
+
+// markLostBeforeFrom walks the flight list (in transmission order, so
+// sentAt never decreases) up to the first record sent after cutoff, and
+// moves the records at or above from into the lost list: a merge, since
+// that list is in transmission order too.
+func (s *Sender[T]) markLostBeforeFrom(cutoff time.Duration, from Seq) int {
 	n := 0
 	at := noSlot // insert after this slot of the lost list (noSlot: at its head)
-	for s.flight.head != noSlot && s.recs[s.flight.head].sentAt <= cutoff {
-		i := s.flight.head
+	for i := s.flight.head; i != noSlot && s.recs[i].sentAt <= cutoff; {
+		next := s.recs[i].next
+		if s.recs[i].seq.Less(from) {
+			i = next
+			continue
+		}
 		x := s.recs[i].xmit
 		for {
 			nx := s.lostList.head
@@ -776,6 +795,7 @@ func (s *Sender[T]) markLostBefore(cutoff time.Duration) int {
 		at = i
 		s.noteLost(i, 0)
 		n++
+		i = next
 	}
 	return n
 }
