@@ -168,7 +168,10 @@ func (s *Session) steal(dst [][]byte) (n int, chanFirst bool) {
 		p.mu.Unlock()
 		return 0, true
 	}
-	if p.sending || p.stopped.Load() {
+	// After an abandon nothing more is handed over, except what Done
+	// already handed over (handed): that is the application's, as a
+	// channel's content would be.
+	if p.sending || p.stopped.Load() && !p.handed {
 		p.mu.Unlock()
 		return 0, false
 	}

@@ -98,7 +98,7 @@ func TestRecvSwitchingKeepsOrder(t *testing.T) {
 // session's memory), and Done closes after the peer's FIN with the unread
 // messages still readable, by RecvBatch or by a Recv made after Done.
 func TestRecvQueueAfterDone(t *testing.T) {
-	for _, late := range []string{"RecvBatch", "Recv"} {
+	for _, late := range []string{"RecvBatch", "Recv", "RecvBatch after Close"} {
 		t.Run(late, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				p := newPair(t, &Config{Window: 64, RecvBuffer: 16}, nil)
@@ -121,6 +121,11 @@ func TestRecvQueueAfterDone(t *testing.T) {
 				<-p.sb.Done() // 10 unread fit RecvBuffer: Done closes
 				if p.sb.recvCh != nil {
 					t.Fatal("a Recv channel exists although nobody called Recv")
+				}
+				if late == "RecvBatch after Close" {
+					// What Done handed over stays readable, as a
+					// channel's content would (the torture's invariant).
+					p.sb.Close()
 				}
 				for i := 1; i <= 10; i++ {
 					var m []byte
